@@ -1,0 +1,141 @@
+//! The SQL schema as an ordered list of migrations. Every component applies what is missing on first use
+//! (so the app works under the Spin CLI too), and the host applies them at start-up.
+//! A migration is never edited once released: add a new one.
+
+use crate::storage::{Database, SqlValue, StorageError};
+
+/// One schema step: its version (1, 2, …), a short name, and its statements.
+pub struct Migration {
+    /// Version this migration brings the schema to.
+    pub version: i64,
+    /// What it adds, for the migrations table and logs.
+    pub name: &'static str,
+    /// SQL statements, run in order inside one transaction.
+    pub statements: &'static [&'static str],
+}
+
+/// Every migration, in order. `LATEST` is the last one's version.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "platform: bars, registry, jobs, backups",
+    statements: &[
+        "CREATE TABLE IF NOT EXISTS bars (
+            symbol TEXT NOT NULL,
+            date TEXT NOT NULL,
+            open REAL NOT NULL,
+            high REAL NOT NULL,
+            low REAL NOT NULL,
+            close REAL NOT NULL,
+            volume REAL NOT NULL,
+            vwap REAL,
+            factor REAL,
+            PRIMARY KEY (symbol, date)
+        ) WITHOUT ROWID",
+        "CREATE INDEX IF NOT EXISTS bars_date ON bars (date)",
+        "CREATE TABLE IF NOT EXISTS model_versions (
+            name TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('training', 'ready', 'failed')),
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (name, version)
+        )",
+        "CREATE TABLE IF NOT EXISTS model_aliases (
+            name TEXT NOT NULL,
+            alias TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (name, alias)
+        )",
+        "CREATE TABLE IF NOT EXISTS train_jobs (
+            id TEXT PRIMARY KEY,
+            model_name TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('queued', 'running', 'succeeded', 'failed')),
+            created_at TEXT NOT NULL,
+            finished_at TEXT,
+            error TEXT
+        )",
+        "CREATE TABLE IF NOT EXISTS backups (
+            id TEXT PRIMARY KEY,
+            created_at TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('writing', 'verified', 'failed')),
+            size_bytes INTEGER,
+            sha256 TEXT
+        )",
+    ],
+}];
+
+/// The schema version this build expects.
+pub const LATEST: i64 = 1;
+
+const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    applied_at TEXT NOT NULL
+)";
+
+/// The database's current schema version (0 when never migrated).
+pub fn current_version(db: &impl Database) -> Result<i64, StorageError> {
+    let found =
+        db.execute("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'", &[])?;
+    if found.i64(0, "n").unwrap_or(0) == 0 {
+        return Ok(0);
+    }
+    let rows = db.execute("SELECT coalesce(max(version), 0) AS v FROM schema_migrations", &[])?;
+    Ok(rows.i64(0, "v").unwrap_or(0))
+}
+
+/// Outcome of `migrate`: where the schema was and where it is now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MigrationReport {
+    /// Version found before migrating.
+    pub from: i64,
+    /// Version after migrating.
+    pub to: i64,
+}
+
+/// Brings the schema up to `LATEST`, each missing migration in its own transaction.
+/// Safe to call concurrently from several instances: the version is re-read under the write lock.
+/// A database newer than this build is refused rather than touched.
+pub fn migrate(db: &impl Database) -> Result<MigrationReport, StorageError> {
+    let from = current_version(db)?;
+    if from == LATEST {
+        return Ok(MigrationReport { from, to: from });
+    }
+    if from > LATEST {
+        return Err(StorageError::Backend(format!(
+            "database schema version {from} is newer than this build's {LATEST}: upgrade stockops"
+        )));
+    }
+    db.execute(CREATE_MIGRATIONS_TABLE, &[])?;
+    for m in MIGRATIONS {
+        db.transaction(|tx| {
+            let applied = tx.execute("SELECT 1 AS x FROM schema_migrations WHERE version = ?", &[m.version.into()])?;
+            if !applied.rows.is_empty() {
+                return Ok(());
+            }
+            for sql in m.statements {
+                tx.execute(sql, &[])?;
+            }
+            tx.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                &[m.version.into(), m.name.into(), SqlValue::Text(crate::now_rfc3339())],
+            )?;
+            Ok(())
+        })?;
+    }
+    Ok(MigrationReport { from, to: current_version(db)? })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_numbered_in_order_and_latest_matches() {
+        for (i, m) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(m.version, i as i64 + 1, "migration {} out of order", m.name);
+            assert!(!m.statements.is_empty());
+        }
+        assert_eq!(MIGRATIONS.last().map(|m| m.version), Some(LATEST));
+    }
+}

@@ -1,0 +1,162 @@
+//! The storage seam: one SQL trait and one key-value trait that every capability library is written against.
+//! In wasm they are backed by Spin's sqlite and key-value interfaces (`spin_backend`); natively the host
+//! backs them with libSQL and Redis. Library code never knows which.
+
+use serde::{Deserialize, Serialize};
+
+/// A SQL value, the same five kinds as SQLite (and Spin's `spin:sqlite` interface).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum SqlValue {
+    /// 64-bit signed integer.
+    Integer(i64),
+    /// 64-bit float.
+    Real(f64),
+    /// UTF-8 text.
+    Text(String),
+    /// Raw bytes.
+    Blob(Vec<u8>),
+    /// SQL NULL.
+    Null,
+}
+
+impl From<i64> for SqlValue {
+    fn from(v: i64) -> Self {
+        SqlValue::Integer(v)
+    }
+}
+impl From<f64> for SqlValue {
+    fn from(v: f64) -> Self {
+        if v.is_nan() { SqlValue::Null } else { SqlValue::Real(v) }
+    }
+}
+impl From<&str> for SqlValue {
+    fn from(v: &str) -> Self {
+        SqlValue::Text(v.to_string())
+    }
+}
+impl From<String> for SqlValue {
+    fn from(v: String) -> Self {
+        SqlValue::Text(v)
+    }
+}
+impl From<Vec<u8>> for SqlValue {
+    fn from(v: Vec<u8>) -> Self {
+        SqlValue::Blob(v)
+    }
+}
+impl<T: Into<SqlValue>> From<Option<T>> for SqlValue {
+    fn from(v: Option<T>) -> Self {
+        v.map_or(SqlValue::Null, Into::into)
+    }
+}
+
+/// The result of one statement: column names and rows of values.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Rows {
+    /// Column names, in select order.
+    pub columns: Vec<String>,
+    /// Row values, each as long as `columns`.
+    pub rows: Vec<Vec<SqlValue>>,
+}
+
+impl Rows {
+    /// Position of a column by name.
+    pub fn column(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c == name)
+    }
+
+    /// The value at (row, column name), if both exist.
+    pub fn value(&self, row: usize, name: &str) -> Option<&SqlValue> {
+        let c = self.column(name)?;
+        self.rows.get(row)?.get(c)
+    }
+
+    /// An integer at (row, column); None for NULL or a missing cell.
+    pub fn i64(&self, row: usize, name: &str) -> Option<i64> {
+        match self.value(row, name)? {
+            SqlValue::Integer(v) => Some(*v),
+            SqlValue::Real(v) => Some(*v as i64),
+            _ => None,
+        }
+    }
+
+    /// A float at (row, column); integers widen.
+    pub fn f64(&self, row: usize, name: &str) -> Option<f64> {
+        match self.value(row, name)? {
+            SqlValue::Real(v) => Some(*v),
+            SqlValue::Integer(v) => Some(*v as f64),
+            _ => None,
+        }
+    }
+
+    /// Text at (row, column).
+    pub fn text(&self, row: usize, name: &str) -> Option<&str> {
+        match self.value(row, name)? {
+            SqlValue::Text(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// Bytes at (row, column).
+    pub fn blob(&self, row: usize, name: &str) -> Option<&[u8]> {
+        match self.value(row, name)? {
+            SqlValue::Blob(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+/// A storage failure, as the caller can act on it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StorageError {
+    /// The store or database label is not configured.
+    #[error("no such store or database: {0}")]
+    NoSuchStore(String),
+    /// The component is not allowed to use that store or database.
+    #[error("access denied to store or database: {0}")]
+    AccessDenied(String),
+    /// The backend failed (I/O, SQL error, connection lost).
+    #[error("storage backend error: {0}")]
+    Backend(String),
+}
+
+/// A SQL database: statements with positional `?` parameters.
+pub trait Database {
+    /// Runs one statement and returns its rows (empty for writes).
+    fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<Rows, StorageError>;
+
+    /// Runs `f` inside one `BEGIN IMMEDIATE … COMMIT` transaction; rolls back when it fails.
+    fn transaction<T>(&self, f: impl FnOnce(&Self) -> Result<T, StorageError>) -> Result<T, StorageError>
+    where
+        Self: Sized,
+    {
+        self.execute("BEGIN IMMEDIATE", &[])?;
+        match f(self) {
+            Ok(v) => {
+                self.execute("COMMIT", &[])?;
+                Ok(v)
+            }
+            Err(e) => {
+                // The rollback error, if any, matters less than the one that caused it.
+                let _ = self.execute("ROLLBACK", &[]);
+                Err(e)
+            }
+        }
+    }
+}
+
+/// A key-value store with atomic counters.
+pub trait KeyValue {
+    /// The value under `key`, if any.
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError>;
+    /// Stores `value` under `key`, replacing what was there.
+    fn set(&self, key: &str, value: &[u8]) -> Result<(), StorageError>;
+    /// Removes `key` (no error if absent).
+    fn delete(&self, key: &str) -> Result<(), StorageError>;
+    /// Every key that starts with `prefix`.
+    fn keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, StorageError>;
+    /// Adds `delta` to the counter under `key` atomically and returns the new value.
+    /// Read a counter with `delta = 0`: backends store counters differently (Redis as text,
+    /// Spin's SQLite store as 8 little-endian bytes), so `get` is not the way to read one.
+    fn increment(&self, key: &str, delta: i64) -> Result<i64, StorageError>;
+}

@@ -1,0 +1,788 @@
+//! Rolling-window kernels. Each one reproduces the numerics of the code Qlib 0.9.7 delegates to —
+//! pandas 2.x window aggregations with `min_periods=1`, or Qlib's own Cython loops for
+//! `Slope`/`Rsquare`/`Resi` — so results match Qlib to rounding: the same NaN rules, the same
+//! compensated running sums, the same tie-breaking.
+
+use std::borrow::Cow;
+use std::collections::VecDeque;
+
+/// Rows a rolling operator looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Window {
+    /// The current row and the `n - 1` rows before it (`n >= 1`).
+    Last(usize),
+    /// Every row from the first to the current one (Qlib's `N = 0`).
+    Expanding,
+}
+
+impl Window {
+    /// Window length in rows (`usize::MAX` for expanding windows).
+    fn size(self) -> usize {
+        match self {
+            Window::Last(n) => n.max(1),
+            Window::Expanding => usize::MAX,
+        }
+    }
+}
+
+/// Smoothing of `EMA`: a span in rows, or a smoothing factor.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Span {
+    /// pandas `ewm(span = n)`: alpha = 2 / (n + 1).
+    Rows(usize),
+    /// pandas `ewm(alpha = a)` with 0 < a < 1.
+    Alpha(f64),
+}
+
+/// First row of the window that ends at row `i`.
+fn start(i: usize, w: usize) -> usize {
+    (i + 1).saturating_sub(w)
+}
+
+/// pandas turns ±inf into NaN before every window aggregation (`_prep_values`).
+fn prep(x: &[f64]) -> Cow<'_, [f64]> {
+    if x.iter().any(|v| v.is_infinite()) {
+        Cow::Owned(x.iter().map(|&v| if v.is_infinite() { f64::NAN } else { v }).collect())
+    } else {
+        Cow::Borrowed(x)
+    }
+}
+
+/// Slides a pandas-style accumulator over `x`: remove the row leaving the window, then add the new one.
+fn slide<A: Accumulator>(x: &[f64], w: Window, mut acc: A) -> Vec<f64> {
+    let w = w.size();
+    let mut out = Vec::with_capacity(x.len());
+    for i in 0..x.len() {
+        if i >= w {
+            acc.remove(x[i - w]);
+        }
+        acc.add(x[i]);
+        out.push(acc.value());
+    }
+    out
+}
+
+/// A running window statistic in pandas' add/remove form.
+trait Accumulator {
+    /// Takes a row into the window.
+    fn add(&mut self, v: f64);
+    /// Drops a row from the window.
+    fn remove(&mut self, v: f64);
+    /// The statistic of the current window.
+    fn value(&self) -> f64;
+}
+
+/// pandas `roll_sum`/`roll_mean`: Kahan sums with separate compensations for adds and removes, a count
+/// of negative values (a mean of non-negatives never goes below 0) and the length of the run of equal
+/// values (a constant window gives that constant exactly, not a rounding residue).
+struct KahanSum {
+    mean: bool,
+    nobs: usize,
+    sum: f64,
+    comp_add: f64,
+    comp_remove: f64,
+    neg_ct: usize,
+    same_run: usize,
+    prev: f64,
+}
+
+impl KahanSum {
+    fn new(x: &[f64], mean: bool) -> Self {
+        let prev = x.first().copied().unwrap_or(f64::NAN);
+        KahanSum { mean, nobs: 0, sum: 0.0, comp_add: 0.0, comp_remove: 0.0, neg_ct: 0, same_run: 0, prev }
+    }
+}
+
+impl Accumulator for KahanSum {
+    fn add(&mut self, v: f64) {
+        if v.is_nan() {
+            return;
+        }
+        self.nobs += 1;
+        let y = v - self.comp_add;
+        let t = self.sum + y;
+        self.comp_add = t - self.sum - y;
+        self.sum = t;
+        if v.is_sign_negative() {
+            self.neg_ct += 1;
+        }
+        self.same_run = if v == self.prev { self.same_run + 1 } else { 1 };
+        self.prev = v;
+    }
+
+    fn remove(&mut self, v: f64) {
+        if v.is_nan() {
+            return;
+        }
+        self.nobs -= 1;
+        let y = -v - self.comp_remove;
+        let t = self.sum + y;
+        self.comp_remove = t - self.sum - y;
+        self.sum = t;
+        if v.is_sign_negative() {
+            self.neg_ct -= 1;
+        }
+    }
+
+    fn value(&self) -> f64 {
+        if self.nobs == 0 {
+            return f64::NAN;
+        }
+        let same = self.same_run >= self.nobs;
+        if !self.mean {
+            return if same { self.prev * self.nobs as f64 } else { self.sum };
+        }
+        let m = self.sum / self.nobs as f64;
+        if same {
+            self.prev
+        } else if (self.neg_ct == 0 && m < 0.0) || (self.neg_ct == self.nobs && m > 0.0) {
+            0.0
+        } else {
+            m
+        }
+    }
+}
+
+/// pandas `roll_var` (ddof = 1): Welford's update with Kahan compensation, exact 0 for constant windows.
+struct Welford {
+    nobs: f64,
+    mean: f64,
+    ssqdm: f64,
+    comp_add: f64,
+    comp_remove: f64,
+    same_run: usize,
+    prev: f64,
+}
+
+impl Welford {
+    fn new(x: &[f64]) -> Self {
+        let prev = x.first().copied().unwrap_or(f64::NAN);
+        Welford { nobs: 0.0, mean: 0.0, ssqdm: 0.0, comp_add: 0.0, comp_remove: 0.0, same_run: 0, prev }
+    }
+}
+
+impl Accumulator for Welford {
+    fn add(&mut self, v: f64) {
+        if v.is_nan() {
+            return;
+        }
+        self.same_run = if v == self.prev { self.same_run + 1 } else { 1 };
+        self.prev = v;
+        self.nobs += 1.0;
+        let prev_mean = self.mean - self.comp_add;
+        let y = v - self.comp_add;
+        let t = y - self.mean;
+        self.comp_add = t + self.mean - y;
+        self.mean += t / self.nobs;
+        self.ssqdm += (v - prev_mean) * (v - self.mean);
+    }
+
+    fn remove(&mut self, v: f64) {
+        if v.is_nan() {
+            return;
+        }
+        self.nobs -= 1.0;
+        if self.nobs != 0.0 {
+            let prev_mean = self.mean - self.comp_remove;
+            let y = v - self.comp_remove;
+            let t = y - self.mean;
+            self.comp_remove = t + self.mean - y;
+            self.mean -= t / self.nobs;
+            self.ssqdm -= (v - prev_mean) * (v - self.mean);
+        } else {
+            self.mean = 0.0;
+            self.ssqdm = 0.0;
+        }
+    }
+
+    fn value(&self) -> f64 {
+        if self.nobs <= 1.0 {
+            f64::NAN
+        } else if self.same_run as f64 >= self.nobs {
+            0.0
+        } else {
+            self.ssqdm / (self.nobs - 1.0)
+        }
+    }
+}
+
+/// Rolling mean (pandas `rolling(N, min_periods=1).mean()`).
+pub fn mean(x: &[f64], w: Window) -> Vec<f64> {
+    let x = prep(x);
+    slide(&x, w, KahanSum::new(&x, true))
+}
+
+/// Rolling sum; NaN only where the window holds no value.
+pub fn sum(x: &[f64], w: Window) -> Vec<f64> {
+    let x = prep(x);
+    slide(&x, w, KahanSum::new(&x, false))
+}
+
+/// Rolling sample variance (ddof = 1); NaN until two values exist.
+pub fn var(x: &[f64], w: Window) -> Vec<f64> {
+    let x = prep(x);
+    slide(&x, w, Welford::new(&x))
+}
+
+/// Rolling sample standard deviation (ddof = 1).
+pub fn std(x: &[f64], w: Window) -> Vec<f64> {
+    var(x, w).into_iter().map(zsqrt).collect()
+}
+
+/// pandas' `zsqrt`: a variance that rounds below zero gives 0, not NaN.
+fn zsqrt(v: f64) -> f64 {
+    if v < 0.0 { 0.0 } else { v.sqrt() }
+}
+
+/// Number of non-NaN values in the window (infinities count, as in pandas `count`).
+pub fn count(x: &[f64], w: Window) -> Vec<f64> {
+    let w = w.size();
+    let mut n = 0usize;
+    let mut out = Vec::with_capacity(x.len());
+    for i in 0..x.len() {
+        if i >= w && !x[i - w].is_nan() {
+            n -= 1;
+        }
+        if !x[i].is_nan() {
+            n += 1;
+        }
+        out.push(n as f64);
+    }
+    out
+}
+
+/// Rolling maximum ignoring NaN.
+pub fn max(x: &[f64], w: Window) -> Vec<f64> {
+    extreme(x, w, |new, old| new >= old)
+}
+
+/// Rolling minimum ignoring NaN.
+pub fn min(x: &[f64], w: Window) -> Vec<f64> {
+    extreme(x, w, |new, old| new <= old)
+}
+
+/// Monotonic-deque extreme: `dominates(new, old)` drops `old` for good once `new` arrives.
+fn extreme(x: &[f64], w: Window, dominates: fn(f64, f64) -> bool) -> Vec<f64> {
+    let x = prep(x);
+    let w = w.size();
+    let mut q: VecDeque<usize> = VecDeque::new();
+    let mut out = Vec::with_capacity(x.len());
+    for i in 0..x.len() {
+        if !x[i].is_nan() {
+            while q.back().is_some_and(|&b| dominates(x[i], x[b])) {
+                q.pop_back();
+            }
+            q.push_back(i);
+        }
+        let s = start(i, w);
+        while q.front().is_some_and(|&f| f < s) {
+            q.pop_front();
+        }
+        out.push(q.front().map_or(f64::NAN, |&f| x[f]));
+    }
+    out
+}
+
+/// 1-based position of the window's maximum (numpy `argmax + 1`: first occurrence; a NaN wins).
+pub fn idxmax(x: &[f64], w: Window) -> Vec<f64> {
+    arg_extreme(x, w, |new, old| new > old)
+}
+
+/// 1-based position of the window's minimum (numpy `argmin + 1`: first occurrence; a NaN wins).
+pub fn idxmin(x: &[f64], w: Window) -> Vec<f64> {
+    arg_extreme(x, w, |new, old| new < old)
+}
+
+/// Qlib applies `np.argmax` to the raw window, and numpy reports the first NaN if there is one;
+/// windows without any finite value are NaN (pandas `apply` with `min_periods=1`).
+fn arg_extreme(x: &[f64], w: Window, beats: fn(f64, f64) -> bool) -> Vec<f64> {
+    let x = prep(x);
+    let w = w.size();
+    // Strict `beats` keeps earlier equal values in front: the first occurrence wins.
+    let mut q: VecDeque<usize> = VecDeque::new();
+    let mut nans: VecDeque<usize> = VecDeque::new();
+    let mut out = Vec::with_capacity(x.len());
+    for i in 0..x.len() {
+        if x[i].is_nan() {
+            nans.push_back(i);
+        } else {
+            while q.back().is_some_and(|&b| beats(x[i], x[b])) {
+                q.pop_back();
+            }
+            q.push_back(i);
+        }
+        let s = start(i, w);
+        while q.front().is_some_and(|&f| f < s) {
+            q.pop_front();
+        }
+        while nans.front().is_some_and(|&f| f < s) {
+            nans.pop_front();
+        }
+        let v = match (q.front(), nans.front()) {
+            (None, _) => f64::NAN,
+            (Some(_), Some(&n)) => (n - s + 1) as f64,
+            (Some(&m), None) => (m - s + 1) as f64,
+        };
+        out.push(v);
+    }
+    out
+}
+
+/// The window's non-NaN values kept sorted; insertion and removal by binary search.
+#[derive(Default)]
+struct SortedWindow {
+    v: Vec<f64>,
+}
+
+impl SortedWindow {
+    fn insert(&mut self, x: f64) {
+        let at = self.v.partition_point(|&e| e <= x);
+        self.v.insert(at, x);
+    }
+
+    fn remove(&mut self, x: f64) {
+        let at = self.v.partition_point(|&e| e < x);
+        if at < self.v.len() {
+            self.v.remove(at);
+        }
+    }
+
+    /// Slides over `x`, handing each window to `f` with the row index.
+    fn slide(x: &[f64], w: Window, mut f: impl FnMut(&SortedWindow, usize) -> f64) -> Vec<f64> {
+        let w = w.size();
+        let mut win = SortedWindow::default();
+        let mut out = Vec::with_capacity(x.len());
+        for i in 0..x.len() {
+            if !x[i].is_nan() {
+                win.insert(x[i]);
+            }
+            if i >= w && !x[i - w].is_nan() {
+                win.remove(x[i - w]);
+            }
+            out.push(f(&win, i));
+        }
+        out
+    }
+}
+
+/// Rolling quantile with linear interpolation (pandas `rolling.quantile(q)`).
+pub fn quantile(x: &[f64], w: Window, q: f64) -> Vec<f64> {
+    let x = prep(x);
+    SortedWindow::slide(&x, w, |win, _| {
+        let v = &win.v;
+        match v.len() {
+            0 => f64::NAN,
+            1 => v[0],
+            n => {
+                let pos = q * (n - 1) as f64;
+                let lo = pos as usize;
+                if pos == lo as f64 || lo + 1 >= n {
+                    v[lo.min(n - 1)]
+                } else {
+                    v[lo] + (v[lo + 1] - v[lo]) * (pos - lo as f64)
+                }
+            }
+        }
+    })
+}
+
+/// Rolling median (pandas `rolling.median()`: mean of the two middle values for even counts).
+pub fn median(x: &[f64], w: Window) -> Vec<f64> {
+    let x = prep(x);
+    SortedWindow::slide(&x, w, |win, _| {
+        let v = &win.v;
+        let n = v.len();
+        match n {
+            0 => f64::NAN,
+            _ if n % 2 == 1 => v[n / 2],
+            _ => (v[n / 2] + v[n / 2 - 1]) / 2.0,
+        }
+    })
+}
+
+/// Percentile rank of the current value within its window (pandas `rolling.rank(pct=True)`,
+/// ties averaged); NaN where the current value is NaN.
+pub fn rank(x: &[f64], w: Window) -> Vec<f64> {
+    let x = prep(x);
+    SortedWindow::slide(&x, w, |win, i| {
+        let cur = x[i];
+        if cur.is_nan() {
+            return f64::NAN;
+        }
+        let hi = win.v.partition_point(|&e| e <= cur) as f64;
+        let lo = win.v.partition_point(|&e| e < cur) as f64 + 1.0;
+        // pandas' own arithmetic for the average of ranks lo..=hi, then / count.
+        let avg = ((hi * (hi + 1.0) / 2.0) - ((lo - 1.0) * lo / 2.0)) / (hi - lo + 1.0);
+        avg / win.v.len() as f64
+    })
+}
+
+/// Applies `f` to each raw window (NaN included) that holds at least one finite value, as pandas'
+/// `rolling(N, min_periods=1).apply(f, raw=True)` does.
+fn apply(x: &[f64], w: Window, f: impl Fn(&[f64]) -> f64) -> Vec<f64> {
+    let x = prep(x);
+    let finite = count(&x, w);
+    let w = w.size();
+    (0..x.len()).map(|i| if finite[i] >= 1.0 { f(&x[start(i, w)..=i]) } else { f64::NAN }).collect()
+}
+
+/// Qlib's `Mad`: mean absolute deviation from the mean over the window's non-NaN values.
+pub fn mad(x: &[f64], w: Window) -> Vec<f64> {
+    apply(x, w, |win| {
+        let vals = win.iter().filter(|v| !v.is_nan());
+        let n = vals.clone().count() as f64;
+        let m = vals.clone().sum::<f64>() / n;
+        vals.map(|v| (v - m).abs()).sum::<f64>() / n
+    })
+}
+
+/// Qlib's `WMA`: `nanmean(w * x)` with weights 1..=L normalised to sum 1. Note that Qlib takes the
+/// *mean* of the weighted terms, so a full window gives the weighted average divided by N.
+pub fn wma(x: &[f64], w: Window) -> Vec<f64> {
+    apply(x, w, |win| {
+        let len = win.len() as f64;
+        let total = len * (len + 1.0) / 2.0;
+        let mut s = 0.0;
+        let mut n = 0usize;
+        for (k, v) in win.iter().enumerate() {
+            if !v.is_nan() {
+                s += (k as f64 + 1.0) / total * v;
+                n += 1;
+            }
+        }
+        s / n as f64
+    })
+}
+
+/// Exponentially weighted mean (pandas `ewm(..., adjust=True, min_periods=1).mean()`).
+pub fn ema(x: &[f64], span: Span) -> Vec<f64> {
+    let x = prep(x);
+    // pandas converts both forms to a centre of mass and back to alpha.
+    let com = match span {
+        Span::Rows(n) => (n as f64 - 1.0) / 2.0,
+        Span::Alpha(a) => 1.0 / a - 1.0,
+    };
+    let alpha = 1.0 / (1.0 + com);
+    let old_factor = 1.0 - alpha;
+    let mut out = Vec::with_capacity(x.len());
+    let Some(&first) = x.first() else { return out };
+    let mut weighted = first;
+    let mut nobs = usize::from(!first.is_nan());
+    let mut old_wt = 1.0;
+    out.push(if nobs >= 1 { weighted } else { f64::NAN });
+    for &cur in &x[1..] {
+        let obs = !cur.is_nan();
+        nobs += usize::from(obs);
+        if !weighted.is_nan() {
+            old_wt *= old_factor;
+            if obs {
+                // pandas skips the update when equal, keeping constant series exact.
+                if weighted != cur {
+                    weighted = (old_wt * weighted + cur) / (old_wt + 1.0);
+                }
+                old_wt += 1.0;
+            }
+        } else if obs {
+            weighted = cur;
+        }
+        out.push(if nobs >= 1 { weighted } else { f64::NAN });
+    }
+    out
+}
+
+/// Which statistic of Qlib's rolling linear regression on x = 1..N to return.
+#[derive(Clone, Copy, PartialEq)]
+enum Fit {
+    Slope,
+    Rsquare,
+    Resi,
+}
+
+/// Qlib's Cython `rolling_slope`/`rolling_rsquare`/`rolling_resi` (and their expanding forms):
+/// running sums over x = window positions, NaN rows skipped; no inf-to-NaN conversion.
+fn regression(y: &[f64], w: Window, fit: Fit) -> Vec<f64> {
+    let (mut i_sum, mut x_sum, mut x2_sum, mut y_sum, mut y2_sum, mut xy_sum) = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+    let mut out = Vec::with_capacity(y.len());
+    match w {
+        Window::Last(n) => {
+            let n = n.max(1);
+            let wf = n as f64;
+            // Qlib pre-fills its window with NaN, so every slot starts out missing.
+            let mut na_count = n;
+            for i in 0..y.len() {
+                // Shift every x down by one, then drop the oldest slot and take the new value at x = n.
+                xy_sum -= y_sum;
+                x2_sum = x2_sum + i_sum - 2.0 * x_sum;
+                x_sum -= i_sum;
+                let old = if i >= n { y[i - n] } else { f64::NAN };
+                if old.is_nan() {
+                    na_count -= 1;
+                } else {
+                    i_sum -= 1.0;
+                    y_sum -= old;
+                    y2_sum -= old * old;
+                }
+                let v = y[i];
+                if v.is_nan() {
+                    na_count += 1;
+                } else {
+                    i_sum += 1.0;
+                    x_sum += wf;
+                    x2_sum += wf * wf;
+                    y_sum += v;
+                    y2_sum += v * v;
+                    xy_sum += wf * v;
+                }
+                let cnt = (n - na_count) as f64;
+                out.push(fit_value(fit, cnt, wf, v, x_sum, x2_sum, y_sum, y2_sum, xy_sum));
+            }
+        }
+        Window::Expanding => {
+            let mut na_count = 0usize;
+            for (i, &v) in y.iter().enumerate() {
+                let size = (i + 1) as f64;
+                if v.is_nan() {
+                    na_count += 1;
+                } else {
+                    x_sum += size;
+                    x2_sum += size * size;
+                    y_sum += v;
+                    y2_sum += v * v;
+                    xy_sum += size * v;
+                }
+                let cnt = (i + 1 - na_count) as f64;
+                out.push(fit_value(fit, cnt, size, v, x_sum, x2_sum, y_sum, y2_sum, xy_sum));
+            }
+        }
+    }
+    out
+}
+
+/// Qlib's closing formulas, operation for operation.
+#[allow(clippy::too_many_arguments)]
+fn fit_value(fit: Fit, n: f64, x_last: f64, v: f64, x: f64, x2: f64, y: f64, y2: f64, xy: f64) -> f64 {
+    match fit {
+        Fit::Slope => (n * xy - x * y) / (n * x2 - x * x),
+        Fit::Resi => {
+            let slope = (n * xy - x * y) / (n * x2 - x * x);
+            let interp = y / n - slope * (x / n);
+            v - (slope * x_last + interp)
+        }
+        Fit::Rsquare => {
+            let r = (n * xy - x * y) / ((n * x2 - x * x) * (n * y2 - y * y)).sqrt();
+            r * r
+        }
+    }
+}
+
+/// Slope of the least-squares line through the window against x = 1..N.
+pub fn slope(x: &[f64], w: Window) -> Vec<f64> {
+    regression(x, w, Fit::Slope)
+}
+
+/// Residual of the current value from the window's least-squares line.
+pub fn resi(x: &[f64], w: Window) -> Vec<f64> {
+    regression(x, w, Fit::Resi)
+}
+
+/// R² of the window's least-squares line; Qlib blanks windows whose std is within 2e-5 of zero.
+pub fn rsquare(x: &[f64], w: Window) -> Vec<f64> {
+    let mut r = regression(x, w, Fit::Rsquare);
+    if matches!(w, Window::Last(_)) {
+        blank_flat(&mut r, &std(x, w));
+    }
+    r
+}
+
+/// Sets NaN where `np.isclose(std, 0, atol=2e-5)` holds, as Qlib does for `Corr` and `Rsquare`.
+fn blank_flat(out: &mut [f64], std: &[f64]) {
+    for (o, s) in out.iter_mut().zip(std) {
+        if s.abs() <= 2e-5 {
+            *o = f64::NAN;
+        }
+    }
+}
+
+/// pandas' pairwise preparation: each side becomes NaN wherever the other is missing (`x + 0 * y`),
+/// then ±inf becomes NaN. Afterwards both sides are NaN on exactly the same rows.
+fn pair_mask(x: &[f64], y: &[f64]) -> Vec<f64> {
+    x.iter()
+        .zip(y)
+        .map(|(&a, &b)| {
+            let v = a + 0.0 * b;
+            if v.is_infinite() { f64::NAN } else { v }
+        })
+        .collect()
+}
+
+/// pandas rolling covariance of the masked series: (E[xy] - E[x]E[y]) * n / (n - 1).
+fn masked_cov(mx: &[f64], my: &[f64], w: Window) -> Vec<f64> {
+    let xy: Vec<f64> = mx.iter().zip(my).map(|(a, b)| a * b).collect();
+    let (m_xy, m_x, m_y) = (mean(&xy, w), mean(mx, w), mean(my, w));
+    // Rows where both sides are present: those where the masked side is not NaN.
+    let n = count(mx, w);
+    (0..mx.len()).map(|i| (m_xy[i] - m_x[i] * m_y[i]) * (n[i] / (n[i] - 1.0))).collect()
+}
+
+/// Rolling sample covariance of two series over their common non-NaN rows.
+pub fn cov(x: &[f64], y: &[f64], w: Window) -> Vec<f64> {
+    masked_cov(&pair_mask(x, y), &pair_mask(y, x), w)
+}
+
+/// Rolling Pearson correlation; Qlib blanks windows where either input's std is within 2e-5 of zero.
+pub fn corr(x: &[f64], y: &[f64], w: Window) -> Vec<f64> {
+    let (mx, my) = (pair_mask(x, y), pair_mask(y, x));
+    let cov = masked_cov(&mx, &my, w);
+    let (vx, vy) = (var(&mx, w), var(&my, w));
+    let mut out: Vec<f64> = (0..cov.len()).map(|i| cov[i] / (vx[i] * vy[i]).sqrt()).collect();
+    // Qlib tests the std of each unmasked input; when masking changed nothing it is the one at hand.
+    for (side, masked, v) in [(x, &mx, &vx), (y, &my, &vy)] {
+        let unchanged = side.iter().zip(masked.iter()).all(|(a, m)| a == m || (m.is_nan() && !a.is_finite()));
+        let sd: Vec<f64> = if unchanged { v.iter().map(|&v| zsqrt(v)).collect() } else { std(side, w) };
+        blank_flat(&mut out, &sd);
+    }
+    out
+}
+
+/// Value `n` rows earlier (`n < 0`: later); `n = 0` repeats the first value, as Qlib's `Ref` does.
+pub fn shift(x: &[f64], n: i64) -> Vec<f64> {
+    let len = x.len();
+    if n == 0 {
+        return x.first().map_or_else(Vec::new, |&f| vec![f; len]);
+    }
+    let k = usize::try_from(n.unsigned_abs()).unwrap_or(usize::MAX).min(len);
+    let mut out = vec![f64::NAN; len];
+    if n > 0 {
+        out[k..].copy_from_slice(&x[..len - k]);
+    } else {
+        out[..len - k].copy_from_slice(&x[k..]);
+    }
+    out
+}
+
+/// `x - Ref(x, n)`, with Qlib's `n = 0` meaning the change since the first row.
+pub fn delta(x: &[f64], n: i64) -> Vec<f64> {
+    shift(x, n).iter().zip(x).map(|(p, v)| v - p).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NAN: f64 = f64::NAN;
+
+    fn same(a: &[f64], b: &[f64]) -> bool {
+        a.len() == b.len()
+            && a.iter().zip(b).all(|(x, y)| (x.is_nan() && y.is_nan()) || (x - y).abs() <= 1e-12 * y.abs().max(1.0))
+    }
+
+    #[test]
+    fn mean_and_sum_use_min_periods_one_and_skip_nan() {
+        let x = [1.0, 2.0, NAN, 4.0, 5.0];
+        assert!(same(&mean(&x, Window::Last(3)), &[1.0, 1.5, 1.5, 3.0, 4.5]));
+        assert!(same(&sum(&x, Window::Last(2)), &[1.0, 3.0, 2.0, 4.0, 9.0]));
+        assert!(same(&sum(&[NAN, NAN, 1.0], Window::Last(2)), &[NAN, NAN, 1.0]));
+        assert!(same(&mean(&[1.0, 2.0, 3.0, 4.0], Window::Expanding), &[1.0, 1.5, 2.0, 2.5]));
+    }
+
+    #[test]
+    fn constant_windows_are_exact() {
+        let x = [0.1, 0.7, 0.3, 0.3, 0.3];
+        assert_eq!(mean(&x, Window::Last(3))[4], 0.3);
+        assert_eq!(var(&x, Window::Last(3))[4], 0.0);
+        assert_eq!(sum(&[0.1, 0.2, 0.0, 0.0], Window::Last(2))[3], 0.0);
+    }
+
+    #[test]
+    fn std_is_sample_std_and_nan_for_one_value() {
+        let s = std(&[1.0, 2.0, 4.0], Window::Last(3));
+        assert!(s[0].is_nan());
+        assert!((s[1] - 0.5f64.sqrt()).abs() < 1e-15);
+        assert!((s[2] - (7.0f64 / 3.0).sqrt()).abs() < 1e-15);
+    }
+
+    #[test]
+    fn max_min_skip_nan() {
+        let x = [3.0, NAN, 1.0, 2.0, NAN, NAN];
+        assert!(same(&max(&x, Window::Last(2)), &[3.0, 3.0, 1.0, 2.0, 2.0, NAN]));
+        assert!(same(&min(&x, Window::Last(3)), &[3.0, 3.0, 1.0, 1.0, 1.0, 2.0]));
+    }
+
+    #[test]
+    fn idx_extremes_are_one_based_first_occurrence_and_nan_first() {
+        assert!(same(&idxmax(&[1.0, 3.0, 3.0, 2.0], Window::Last(3)), &[1.0, 2.0, 2.0, 1.0]));
+        assert!(same(&idxmin(&[2.0, 1.0, 1.0], Window::Last(5)), &[1.0, 2.0, 2.0]));
+        // numpy's argmax reports the first NaN of a window.
+        assert!(same(&idxmax(&[1.0, NAN, 5.0, 6.0], Window::Last(3)), &[1.0, 2.0, 2.0, 1.0]));
+        assert!(same(&idxmax(&[NAN, 1.0], Window::Last(2)), &[NAN, 1.0]));
+    }
+
+    #[test]
+    fn quantile_interpolates_linearly() {
+        let x = [5.0, 1.0, 4.0, 2.0, 3.0];
+        let q = quantile(&x, Window::Last(5), 0.8);
+        assert_eq!(q[0], 5.0);
+        assert!((q[4] - 4.2).abs() < 1e-12);
+        assert!((median(&x, Window::Last(4))[3] - 3.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn rank_is_average_percentile_of_last_value() {
+        let r = rank(&[1.0, 3.0, 2.0, 2.0], Window::Last(4));
+        assert!(same(&r, &[1.0, 1.0, 2.0 / 3.0, 2.5 / 4.0]));
+        assert!(rank(&[1.0, NAN], Window::Last(2))[1].is_nan());
+    }
+
+    #[test]
+    fn regression_on_a_line() {
+        let y = [1.0, 3.0, 5.0, 7.0, 9.0];
+        let s = slope(&y, Window::Last(3));
+        assert!(s[0].is_nan());
+        assert!(same(&s[1..], &[2.0, 2.0, 2.0, 2.0]));
+        assert!(resi(&y, Window::Last(3))[4].abs() < 1e-12);
+        assert!((rsquare(&y, Window::Last(3))[4] - 1.0).abs() < 1e-12);
+        assert!(same(&slope(&y, Window::Expanding)[1..], &[2.0, 2.0, 2.0, 2.0]));
+    }
+
+    #[test]
+    fn resi_of_a_bent_window() {
+        // Fit of (1,1),(2,2),(3,6): slope 2.5, intercept -2 ⇒ residual of the last point 6 - 5.5.
+        assert!((resi(&[1.0, 2.0, 6.0], Window::Last(3))[2] - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn corr_and_cov() {
+        let x = [1.0, 2.0, 3.0, 4.0];
+        let y = [2.0, 4.0, 6.0, 9.0];
+        let c = corr(&x, &y, Window::Last(3));
+        assert!(c[0].is_nan());
+        assert!((c[2] - 1.0).abs() < 1e-12);
+        assert!((cov(&x, &y, Window::Last(2))[1] - 1.0).abs() < 1e-12);
+        // A flat side is blanked.
+        assert!(corr(&x, &[1.0, 1.0, 1.0, 1.0], Window::Last(3))[3].is_nan());
+    }
+
+    #[test]
+    fn shift_delta_and_ema() {
+        let x = [1.0, 2.0, 4.0];
+        assert!(same(&shift(&x, 1), &[NAN, 1.0, 2.0]));
+        assert!(same(&shift(&x, -2), &[4.0, NAN, NAN]));
+        assert!(same(&shift(&x, 0), &[1.0, 1.0, 1.0]));
+        assert!(same(&shift(&x, 9), &[NAN, NAN, NAN]));
+        assert!(same(&delta(&x, 1), &[NAN, 1.0, 2.0]));
+        // span 3 ⇒ alpha 0.5, adjusted weights (1, 0.5): (2 + 0.5) / 1.5.
+        assert!(same(&ema(&[1.0, 2.0], Span::Rows(3)), &[1.0, 2.5 / 1.5]));
+    }
+
+    #[test]
+    fn wma_and_mad_follow_qlib() {
+        // weights 1/3, 2/3 ⇒ terms 1/3, 4/3 ⇒ nanmean = 5/6.
+        assert!(same(&wma(&[1.0, 2.0], Window::Last(2)), &[1.0, 5.0 / 6.0]));
+        assert!(same(&mad(&[1.0, 3.0, NAN], Window::Last(3)), &[0.0, 1.0, 1.0]));
+    }
+
+    #[test]
+    fn count_counts_non_nan() {
+        assert!(same(&count(&[1.0, NAN, 2.0], Window::Last(2)), &[1.0, 1.0, 1.0]));
+    }
+}

@@ -1,0 +1,11 @@
+//! stockops features: bar ingest, technical indicators (TA-Lib semantics) and Qlib's Alpha158/Alpha360
+//! factors through an expression engine. Pure library; the Spin component lives in `component` (wasm only).
+
+pub mod alpha;
+pub mod expr;
+pub mod indicators;
+pub mod ingest;
+pub mod qlib_bin;
+
+#[cfg(target_arch = "wasm32")]
+mod component;

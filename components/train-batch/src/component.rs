@@ -1,0 +1,20 @@
+//! The Spin entry point. Until its issue lands, every route answers 501 with the one error shape:
+//! never a fake result.
+
+use spin_sdk::http::{Request, Response};
+use spin_sdk::http_component;
+use stockops_core::ApiError;
+use stockops_core::spin_http::error;
+
+const CAPABILITY: &str = "training and the model registry (issue 4: training)";
+
+#[http_component]
+fn handle(_req: Request) -> Response {
+    error(&ApiError::not_implemented(CAPABILITY))
+}
+
+fn on_cron(_timestamp: u64) -> Result<(), String> {
+    Err(format!("{CAPABILITY} is not implemented yet"))
+}
+
+stockops_core::export_cron_handler!(on_cron);

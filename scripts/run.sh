@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The main job on embedded defaults: set up, then serve the app with `stockops up` on 127.0.0.1
+# (SQLite files under .spin/), print example requests and their answers, and keep serving until Ctrl-C.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+set -a; . ./.env; set +a
+LISTEN=${STOCKOPS_LISTEN:-127.0.0.1:3000}
+BASE="http://$LISTEN"
+target/release/stockops up --listen "$LISTEN" --runtime-config runtime-config/local.toml &
+HOST=$!
+trap 'kill -TERM $HOST 2>/dev/null; wait $HOST 2>/dev/null' EXIT INT TERM
+for _ in $(seq 1 600); do curl -fsS -o /dev/null "$BASE/health" 2>/dev/null && break; [ "$(curl -s -o /dev/null -w '%{http_code}' "$BASE/health")" = 200 ] && break; sleep 0.2; done
+
+show() { echo; echo "\$ $*"; "$@"; echo; }
+show curl -sS "$BASE/health"
+show curl -sS "$BASE/metrics" -o /dev/stdout --max-time 5 | head -n 12
+show curl -sS "$BASE/api/predict" -H "Authorization: Bearer \$SPIN_VARIABLE_API_TOKEN"
+echo
+echo "stockops is serving on $BASE (Ctrl-C stops it). The API token is in .env."
+wait $HOST

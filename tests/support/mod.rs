@@ -1,0 +1,240 @@
+//! Shared end-to-end harness: boots the real `stockops up` with the real components on a free
+//! 127.0.0.1 port, against an embedded SQLite store or a real `redis-server` it starts, and stops both.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The workspace root (spin.toml lives there).
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("host/ has a parent").to_path_buf()
+}
+
+/// The `stockops` binary cargo built for this test run.
+pub fn stockops_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_stockops"))
+}
+
+/// Fails with a clear message when the components have not been built (scripts/test.sh builds them).
+pub fn require_components() {
+    for c in ["health", "features", "train_batch", "predict", "alert", "backup"] {
+        let p = root().join(format!("target/wasm32-wasip2/wasm/{c}.wasm"));
+        assert!(p.exists(), "{} is missing: build the components first (scripts/test.sh does)", p.display());
+    }
+}
+
+/// Which key-value backend a test runs against.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Kv {
+    /// Embedded SQLite file.
+    Embedded,
+    /// A real redis-server started for the test.
+    Redis,
+}
+
+/// A redis-server on a free loopback port, stopped on drop.
+pub struct Redis {
+    child: Child,
+    /// Its port.
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Redis {
+    /// Starts redis-server (installed by .ci/run from Debian) with no persistence.
+    pub fn start() -> Redis {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (apt-get install redis-server; .ci/run does)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start on port {port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Redis { child, port, _dir: dir }
+    }
+
+    /// Stops the server now (to test what happens without it).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A free port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A running `stockops up`, stopped (SIGTERM, then kill) on drop.
+pub struct Host {
+    child: Option<Child>,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// The data directory (database and store files).
+    pub dir: tempfile::TempDir,
+    /// Everything the host wrote to stderr so far.
+    pub log: Arc<Mutex<String>>,
+    /// The Redis server, when the store is Redis.
+    pub redis: Option<Redis>,
+}
+
+/// What a test may change about how the host starts.
+#[derive(Default)]
+pub struct HostOptions {
+    /// Extra `SPIN_VARIABLE_*` and other environment variables.
+    pub env: Vec<(String, String)>,
+    /// Extra command-line arguments to `up`.
+    pub args: Vec<String>,
+    /// A manifest other than the repository's spin.toml.
+    pub manifest: Option<PathBuf>,
+}
+
+pub const TOKEN: &str = "test-token-0123456789";
+
+impl Host {
+    /// Starts the host with embedded stores or a fresh Redis.
+    pub fn start(kv: Kv, opts: HostOptions) -> Host {
+        require_components();
+        let dir = tempfile::tempdir().unwrap();
+        let redis = (kv == Kv::Redis).then(Redis::start);
+        let kv_section = match &redis {
+            None => format!("type = \"spin\"\npath = \"{}\"", dir.path().join("kv.db").display()),
+            Some(r) => format!("type = \"redis\"\nurl = \"redis://127.0.0.1:{}\"", r.port),
+        };
+        let rc = dir.path().join("runtime-config.toml");
+        std::fs::write(
+            &rc,
+            format!("[sqlite_database.default]\ntype = \"spin\"\npath = \"{}\"\n\n[key_value_store.default]\n{kv_section}\n", dir.path().join("db.sqlite").display()),
+        )
+        .unwrap();
+        let manifest = opts.manifest.clone().unwrap_or_else(|| root().join("spin.toml"));
+        let mut cmd = Command::new(stockops_bin());
+        cmd.arg("up")
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--manifest")
+            .arg(&manifest)
+            .arg("--runtime-config")
+            .arg(&rc)
+            .arg("--cache-dir")
+            .arg(root().join("target/aot-cache"))
+            .args(&opts.args)
+            .env("SPIN_VARIABLE_API_TOKEN", TOKEN)
+            .env("STOCKOPS_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in &opts.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("cannot start stockops");
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().unwrap();
+        let log2 = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                log2.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("stockops listening on ") {
+                    let _ = tx.send(addr.to_string());
+                }
+            }
+        });
+        let base = match rx.recv_timeout(Duration::from_secs(240)) {
+            Ok(b) => b,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("stockops up did not start; its log:\n{}", log.lock().unwrap());
+            }
+        };
+        Host { child: Some(child), base, dir, log, redis }
+    }
+
+    /// GET a path.
+    pub fn get(&self, path: &str) -> reqwest::blocking::Response {
+        client().get(format!("{}{path}", self.base)).send().unwrap()
+    }
+
+    /// The database file of this host.
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.path().join("db.sqlite")
+    }
+
+    /// Stops the host with SIGTERM and returns its exit status and how long it took.
+    pub fn terminate(&mut self) -> (std::process::ExitStatus, Duration) {
+        let mut child = self.child.take().expect("host already stopped");
+        let started = Instant::now();
+        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return (status, started.elapsed());
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                let _ = child.kill();
+                panic!("host did not stop within 30 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// An HTTP client with a sane timeout.
+pub fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().unwrap()
+}
+
+/// Runs SQL statements against a SQLite file (the host's database) with libSQL, as a setup step.
+pub fn sql(db: &Path, statements: &[&str]) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let db = libsql::Builder::new_local(db).build().await.unwrap();
+        let conn = db.connect().unwrap();
+        conn.busy_timeout(Duration::from_secs(5)).unwrap();
+        for s in statements {
+            conn.execute(s, ()).await.unwrap_or_else(|e| panic!("{s}: {e}"));
+        }
+    });
+}
+
+/// Polls `f` until it returns Some or `timeout` passes.
+pub fn eventually<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
