@@ -1,0 +1,304 @@
+//! Feature binning as LightGBM does it: bin boundaries from a row sample (distinct values grouped so
+//! bins hold similar counts, zero in a bin of its own, upper bounds half-way between neighbouring
+//! values), a separate NaN bin when the feature has NaN, and every row's bin stored as a `u8`.
+
+use rayon::prelude::*;
+
+use super::dataset::Dataset;
+use super::params::Params;
+use super::rng::{Rng, Stream};
+
+/// Most bins a feature can have: a `u8` bin index.
+pub(crate) const MAX_BINS: usize = 256;
+
+/// LightGBM's `kZeroThreshold`: values within it of zero share the zero bin.
+const ZERO: f64 = 1e-35;
+
+/// How one feature's raw values map to bins.
+#[derive(Debug, Clone)]
+pub(crate) struct BinMapper {
+    /// Ascending upper bounds of the value bins; the last is +inf. A value `v` is in the first bin with `v <= bound`.
+    upper_bounds: Vec<f64>,
+    /// Whether the last bin (after the value bins) holds NaN.
+    has_nan_bin: bool,
+}
+
+impl BinMapper {
+    /// The bin of a raw value. NaN goes to the NaN bin, or is read as 0 when the feature had no
+    /// NaN in training (LightGBM's rule for missing type "none").
+    pub(crate) fn bin(&self, v: f64) -> u8 {
+        if v.is_nan() {
+            return match self.nan_bin() {
+                Some(b) => b,
+                None => self.value_bin(0.0),
+            };
+        }
+        self.value_bin(v)
+    }
+
+    fn value_bin(&self, v: f64) -> u8 {
+        // The last bound is +inf, so the index is below upper_bounds.len() <= MAX_BINS.
+        self.upper_bounds.partition_point(|&ub| ub < v) as u8
+    }
+
+    /// Number of value bins (the NaN bin excluded).
+    pub(crate) fn value_bins(&self) -> usize {
+        self.upper_bounds.len()
+    }
+
+    /// The NaN bin, if the feature had NaN in training.
+    pub(crate) fn nan_bin(&self) -> Option<u8> {
+        self.has_nan_bin.then_some(self.upper_bounds.len() as u8)
+    }
+
+    /// The real-valued split threshold of "bin <= `bin`": that bin's upper bound.
+    pub(crate) fn threshold(&self, bin: u8) -> f64 {
+        self.upper_bounds[usize::from(bin)]
+    }
+}
+
+/// The training set in bins: one mapper and one `u8` column per feature (feature-major). A
+/// column is `num_rows` bytes, so one feature's histogram pass keeps its column in L2 cache.
+#[derive(Debug)]
+pub(crate) struct BinnedData {
+    pub(crate) mappers: Vec<BinMapper>,
+    pub(crate) columns: Vec<Vec<u8>>,
+    /// Features whose rows fall in at least two bins (the others can never split).
+    pub(crate) usable: Vec<bool>,
+    pub(crate) num_rows: usize,
+}
+
+impl BinnedData {
+    /// Bins every feature of `data` (in parallel over features) with boundaries from a seeded row sample.
+    pub(crate) fn build(data: &Dataset, params: &Params) -> Self {
+        let n = data.num_rows();
+        let sample = (n > params.bin_construct_sample_cnt)
+            .then(|| Rng::new(params.seed, Stream::BinSample).sample_sorted(n, params.bin_construct_sample_cnt));
+        let per_feature: Vec<(BinMapper, Vec<u8>, bool)> = data
+            .columns()
+            .par_iter()
+            .map(|col| {
+                let mapper = find_mapper(col, sample.as_deref(), params.max_bin, params.min_data_in_bin);
+                let bins: Vec<u8> = col.iter().map(|&v| mapper.bin(v)).collect();
+                let usable = bins.iter().any(|&b| b != bins[0]);
+                (mapper, bins, usable)
+            })
+            .collect();
+        let mut binned = BinnedData {
+            mappers: Vec::with_capacity(per_feature.len()),
+            columns: Vec::with_capacity(per_feature.len()),
+            usable: Vec::with_capacity(per_feature.len()),
+            num_rows: n,
+        };
+        for (mapper, bins, usable) in per_feature {
+            binned.mappers.push(mapper);
+            binned.columns.push(bins);
+            binned.usable.push(usable);
+        }
+        binned
+    }
+
+    /// Number of features.
+    pub(crate) fn num_features(&self) -> usize {
+        self.mappers.len()
+    }
+}
+
+/// Bin boundaries of one feature column, from the sampled rows (all rows when `sample` is None).
+fn find_mapper(col: &[f64], sample: Option<&[u32]>, max_bin: usize, min_data_in_bin: usize) -> BinMapper {
+    // NaN is checked on the full column so every NaN seen in training has its bin.
+    let has_nan_bin = col.iter().any(|v| v.is_nan());
+    let mut values: Vec<f64> = match sample {
+        Some(rows) => rows.iter().map(|&r| col[r as usize]).filter(|v| !v.is_nan()).collect(),
+        None => col.iter().copied().filter(|v| !v.is_nan()).collect(),
+    };
+    values.sort_unstable_by(f64::total_cmp);
+    let mut distinct: Vec<f64> = Vec::new();
+    let mut counts: Vec<usize> = Vec::new();
+    for v in values {
+        // `==` merges -0.0 and 0.0, which total_cmp keeps apart.
+        match distinct.last() {
+            Some(&last) if last == v => {
+                if let Some(c) = counts.last_mut() {
+                    *c += 1;
+                }
+            }
+            _ => {
+                distinct.push(v);
+                counts.push(1);
+            }
+        }
+    }
+    let value_max_bin = if has_nan_bin { max_bin - 1 } else { max_bin };
+    let upper_bounds = if distinct.is_empty() {
+        vec![f64::INFINITY]
+    } else {
+        bounds_with_zero_bin(&distinct, &counts, value_max_bin, min_data_in_bin)
+    };
+    BinMapper { upper_bounds, has_nan_bin }
+}
+
+/// LightGBM's `FindBinWithZeroAsOneBin`: negatives and positives are binned apart, sharing the
+/// `max_bin` budget by count, and the values around zero get a bin of their own.
+fn bounds_with_zero_bin(distinct: &[f64], counts: &[usize], max_bin: usize, min_data_in_bin: usize) -> Vec<f64> {
+    let neg_end = distinct.partition_point(|&v| v <= -ZERO);
+    let pos_start = distinct.partition_point(|&v| v <= ZERO);
+    let neg_count: usize = counts[..neg_end].iter().sum();
+    let zero_count: usize = counts[neg_end..pos_start].iter().sum();
+    let pos_count: usize = counts[pos_start..].iter().sum();
+    let total = neg_count + zero_count + pos_count;
+
+    let mut bounds = Vec::new();
+    if neg_end > 0 && max_bin > 1 {
+        let share = neg_count as f64 / (total - zero_count) as f64 * (max_bin - 1) as f64;
+        let neg_bins = (share as usize).max(1);
+        bounds = greedy_bounds(&distinct[..neg_end], &counts[..neg_end], neg_bins, neg_count, min_data_in_bin);
+        // The last negative bin ends just below zero instead of at +inf.
+        if let Some(last) = bounds.last_mut() {
+            *last = -ZERO;
+        }
+    }
+    let pos_bins = (max_bin - 1).saturating_sub(bounds.len());
+    if pos_start < distinct.len() && pos_bins > 0 {
+        bounds.push(ZERO);
+        bounds.extend(greedy_bounds(&distinct[pos_start..], &counts[pos_start..], pos_bins, pos_count, min_data_in_bin));
+    } else {
+        bounds.push(f64::INFINITY);
+    }
+    bounds
+}
+
+/// LightGBM's `GreedyFindBin`: at most `max_bin` bins over ascending distinct values; every
+/// distinct value its own bin when they fit (merging values rarer than `min_data_in_bin`),
+/// otherwise bins of about equal count with very frequent values alone. Ends with +inf.
+fn greedy_bounds(values: &[f64], counts: &[usize], max_bin: usize, total: usize, min_data_in_bin: usize) -> Vec<f64> {
+    let n = values.len();
+    let mut bounds = Vec::new();
+    if n <= max_bin {
+        let mut in_bin = 0;
+        for i in 0..n - 1 {
+            in_bin += counts[i];
+            if in_bin >= min_data_in_bin {
+                bounds.push(midpoint(values[i], values[i + 1]));
+                in_bin = 0;
+            }
+        }
+    } else {
+        let max_bin = (total / min_data_in_bin).clamp(1, max_bin);
+        let mut mean = total as f64 / max_bin as f64;
+        let big: Vec<bool> = counts.iter().map(|&c| c as f64 >= mean).collect();
+        let mut rest_bins = max_bin - big.iter().filter(|&&b| b).count();
+        let mut rest_count = total - counts.iter().zip(&big).filter(|(_, b)| **b).map(|(c, _)| c).sum::<usize>();
+        mean = per_bin(rest_count, rest_bins);
+        // (last value of a bin, first value of the next) at each cut.
+        let mut cuts: Vec<(f64, f64)> = Vec::with_capacity(max_bin);
+        let mut in_bin = 0;
+        for i in 0..n - 1 {
+            if !big[i] {
+                rest_count -= counts[i];
+            }
+            in_bin += counts[i];
+            let in_bin_f = in_bin as f64;
+            if big[i] || in_bin_f >= mean || (big[i + 1] && in_bin_f >= (mean * 0.5).max(1.0)) {
+                cuts.push((values[i], values[i + 1]));
+                if cuts.len() + 1 >= max_bin {
+                    break;
+                }
+                in_bin = 0;
+                if !big[i] {
+                    rest_bins = rest_bins.saturating_sub(1);
+                    mean = per_bin(rest_count, rest_bins);
+                }
+            }
+        }
+        bounds.extend(cuts.iter().map(|&(a, b)| midpoint(a, b)));
+    }
+    bounds.push(f64::INFINITY);
+    bounds
+}
+
+/// Mean rows per remaining bin; +inf when no bin remains, so no further cut is made.
+fn per_bin(rows: usize, bins: usize) -> f64 {
+    if bins == 0 { f64::INFINITY } else { rows as f64 / bins as f64 }
+}
+
+/// A bound `m` with `a <= m < b` near the middle (`a < b`), so `a` bins below and `b` above;
+/// computed without overflow, and falling back to `a` when `b` is +inf or adjacent to `a`.
+fn midpoint(a: f64, b: f64) -> f64 {
+    let m = a / 2.0 + b / 2.0;
+    if m >= a && m < b { m } else { a }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn few_distinct_values_get_one_bin_each() {
+        let col: Vec<f64> = (0..30).map(|i| f64::from(i % 3) + 1.0).collect();
+        let m = find_mapper(&col, None, 255, 3);
+        // zero bin, then 1 | 2 | 3 split at the midpoints.
+        assert_eq!(m.upper_bounds, vec![ZERO, 1.5, 2.5, f64::INFINITY]);
+        assert_eq!([m.bin(1.0), m.bin(2.0), m.bin(3.0), m.bin(100.0)], [1, 2, 3, 3]);
+        assert_eq!(m.bin(f64::NAN), m.bin(0.0));
+        assert_eq!(m.nan_bin(), None);
+    }
+
+    #[test]
+    fn rare_values_merge_below_min_data_in_bin() {
+        let col = [1.0, 2.0, 3.0, 3.0, 3.0, 4.0, 4.0, 4.0];
+        let m = find_mapper(&col, None, 255, 3);
+        // 1 and 2 are too rare for bins of their own, so the first cut is after 3.
+        assert_eq!(m.upper_bounds, vec![ZERO, 3.5, f64::INFINITY]);
+    }
+
+    #[test]
+    fn many_values_are_cut_into_balanced_bins() {
+        let col: Vec<f64> = (0..10_000).map(|i| f64::from(i) * 0.001 - 2.0).collect();
+        let m = find_mapper(&col, None, 16, 3);
+        assert!(m.value_bins() <= 16);
+        let mut counts = vec![0usize; m.value_bins()];
+        col.iter().for_each(|&v| counts[usize::from(m.bin(v))] += 1);
+        let non_empty: Vec<usize> = counts.into_iter().filter(|&c| c > 0).collect();
+        assert!(non_empty.len() >= 12);
+        assert!(non_empty.iter().all(|&c| c < 1500), "{non_empty:?}");
+    }
+
+    #[test]
+    fn nan_gets_the_last_bin_and_bins_are_monotone() {
+        let col = [f64::NAN, -3.0, -1.0, 0.0, 2.0, f64::NAN, 5.0];
+        let m = find_mapper(&col, None, 255, 1);
+        assert_eq!(m.nan_bin(), Some(m.value_bins() as u8));
+        let bins: Vec<u8> = [-3.0, -1.0, 0.0, 2.0, 5.0].iter().map(|&v| m.bin(v)).collect();
+        assert!(bins.windows(2).all(|w| w[0] < w[1]), "{bins:?}");
+        for (i, &v) in [-3.0, -1.0, 0.0, 2.0].iter().enumerate() {
+            // Threshold semantics match bins: value <= threshold(bin) exactly for bins <= bin.
+            assert!(v <= m.threshold(bins[i]));
+            assert!([-3.0, -1.0, 0.0, 2.0, 5.0][i + 1] > m.threshold(bins[i]));
+        }
+    }
+
+    #[test]
+    fn infinities_bin_consistently() {
+        let col = [f64::NEG_INFINITY, 1.0, 2.0, f64::INFINITY];
+        let m = find_mapper(&col, None, 255, 1);
+        let bins: Vec<u8> = col.iter().map(|&v| m.bin(v)).collect();
+        assert!(bins.windows(2).all(|w| w[0] < w[1]), "{bins:?} {:?}", m.upper_bounds);
+        assert_eq!(midpoint(2.0, f64::INFINITY), 2.0);
+        assert_eq!(midpoint(f64::MAX, f64::MAX.next_up()), f64::MAX);
+    }
+
+    #[test]
+    fn binned_data_marks_constant_features_unusable() {
+        let d = Dataset::from_columns(
+            vec!["c".into(), "x".into()],
+            vec![vec![7.0; 50], (0..50).map(f64::from).collect()],
+            vec![0.0; 50],
+        )
+        .unwrap();
+        let b = BinnedData::build(&d, &Params::default());
+        assert_eq!(b.usable, vec![false, true]);
+        let bins = &b.columns[1];
+        assert!(bins.windows(2).all(|w| w[0] <= w[1]) && bins[0] < bins[49]);
+    }
+}

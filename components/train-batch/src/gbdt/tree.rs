@@ -1,0 +1,732 @@
+//! A regression tree (the serialised model part) and its leaf-wise growth from gradient histograms.
+//!
+//! Growth keeps one array of the bagged row indices; each leaf owns a contiguous range of it, which
+//! a split partitions in place (stable). Only the smaller child's histogram is built from rows; the
+//! larger one is the parent's minus it. Histograms come from a pool, so nothing is allocated per node.
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use super::binning::{BinnedData, MAX_BINS};
+use super::histogram::{self, BinStats, FeatureHist, HistogramPool, LeafHist, Rows};
+use super::split::{self, SplitCandidate, SplitRules};
+
+/// A child of a split node: another split node or a leaf, by index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Child {
+    /// Index into [`Tree::nodes`].
+    Split(u32),
+    /// Index into [`Tree::leaves`].
+    Leaf(u32),
+}
+
+/// Training rows that reached a node or leaf (in-bag rows only): for TreeSHAP and ONNX export.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Cover {
+    /// Sum of hessians (the row count for regression objectives).
+    pub sum_hessian: f64,
+    /// Number of rows.
+    pub count: u64,
+}
+
+/// An internal node: `value <= threshold` goes left, NaN goes left iff `default_left`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SplitNode {
+    /// Feature index (column of the training [`Dataset`](super::Dataset)).
+    pub feature: usize,
+    /// Split value; ±inf are written as the strings "inf" / "-inf" in JSON.
+    #[serde(with = "threshold_serde")]
+    pub threshold: f64,
+    /// Where rows with NaN in `feature` go.
+    pub default_left: bool,
+    /// Subtree for `value <= threshold`.
+    pub left: Child,
+    /// Subtree for `value > threshold`.
+    pub right: Child,
+    /// Loss reduction of the split (children's gains minus the parent's), for importance.
+    pub gain: f64,
+    /// Rows that reached the node.
+    pub cover: Cover,
+}
+
+/// A leaf: its output (shrinkage already applied) and its cover.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Leaf {
+    /// Added to the raw score of rows reaching this leaf.
+    pub value: f64,
+    /// Rows that reached the leaf.
+    pub cover: Cover,
+}
+
+/// A binary regression tree. Invariants (checked on deserialisation): node 0 is the root when
+/// there are nodes, otherwise the single leaf 0 is; every child index is in range and a child
+/// node's index is greater than its parent's; every node but the root and every leaf is reached
+/// exactly once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "TreeRepr")]
+pub struct Tree {
+    nodes: Vec<SplitNode>,
+    leaves: Vec<Leaf>,
+}
+
+/// The unchecked serialised form of a [`Tree`].
+#[derive(Deserialize)]
+struct TreeRepr {
+    nodes: Vec<SplitNode>,
+    leaves: Vec<Leaf>,
+}
+
+/// A deserialised tree breaks a structural invariant.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum TreeError {
+    /// The node and leaf counts do not form a binary tree.
+    #[error("a tree with {nodes} split nodes must have {} leaves, found {leaves}", nodes + 1)]
+    Shape {
+        /// Split nodes.
+        nodes: usize,
+        /// Leaves.
+        leaves: usize,
+    },
+    /// A child index is out of range, points backwards, or is reached twice.
+    #[error("split node {node} has an invalid child")]
+    BadChild {
+        /// The node at fault.
+        node: usize,
+    },
+    /// A threshold is NaN.
+    #[error("split node {node} has a NaN threshold")]
+    NanThreshold {
+        /// The node at fault.
+        node: usize,
+    },
+}
+
+impl TryFrom<TreeRepr> for Tree {
+    type Error = TreeError;
+
+    fn try_from(repr: TreeRepr) -> Result<Self, TreeError> {
+        let TreeRepr { nodes, leaves } = repr;
+        if leaves.len() != nodes.len() + 1 {
+            return Err(TreeError::Shape { nodes: nodes.len(), leaves: leaves.len() });
+        }
+        let mut node_seen = vec![false; nodes.len()];
+        let mut leaf_seen = vec![false; leaves.len()];
+        for (i, node) in nodes.iter().enumerate() {
+            if node.threshold.is_nan() {
+                return Err(TreeError::NanThreshold { node: i });
+            }
+            for child in [node.left, node.right] {
+                let seen = match child {
+                    Child::Split(j) if (j as usize) > i && (j as usize) < nodes.len() => &mut node_seen[j as usize],
+                    Child::Leaf(j) if (j as usize) < leaves.len() => &mut leaf_seen[j as usize],
+                    _ => return Err(TreeError::BadChild { node: i }),
+                };
+                if std::mem::replace(seen, true) {
+                    return Err(TreeError::BadChild { node: i });
+                }
+            }
+        }
+        // 2n distinct child references onto n-1 non-root nodes and n+1 leaves reach each exactly once.
+        Ok(Tree { nodes, leaves })
+    }
+}
+
+impl Tree {
+    /// Split nodes; node 0 is the root when there is any.
+    pub fn nodes(&self) -> &[SplitNode] {
+        &self.nodes
+    }
+
+    /// Leaves.
+    pub fn leaves(&self) -> &[Leaf] {
+        &self.leaves
+    }
+
+    /// The root: node 0, or leaf 0 for a tree without splits.
+    pub fn root(&self) -> Child {
+        if self.nodes.is_empty() { Child::Leaf(0) } else { Child::Split(0) }
+    }
+
+    /// Number of leaves.
+    pub fn num_leaves(&self) -> usize {
+        self.leaves.len()
+    }
+
+    /// The leaf a row falls in; `value(f)` gives the row's value of feature `f`.
+    pub fn leaf_index_by(&self, value: impl Fn(usize) -> f64) -> usize {
+        let mut child = self.root();
+        loop {
+            match child {
+                Child::Leaf(l) => return l as usize,
+                Child::Split(k) => {
+                    let node = &self.nodes[k as usize];
+                    let v = value(node.feature);
+                    let left = if v.is_nan() { node.default_left } else { v <= node.threshold };
+                    child = if left { node.left } else { node.right };
+                }
+            }
+        }
+    }
+
+    /// The leaf a row falls in; features past the row's end are treated as missing (NaN).
+    pub fn leaf_index(&self, row: &[f64]) -> usize {
+        self.leaf_index_by(|f| row.get(f).copied().unwrap_or(f64::NAN))
+    }
+
+    /// This tree's contribution to the raw score of a row.
+    pub fn predict(&self, row: &[f64]) -> f64 {
+        self.leaves[self.leaf_index(row)].value
+    }
+
+    /// The leaf a training row falls in, read from its bins; `split_bins[k]` is node k's bin threshold.
+    pub(crate) fn leaf_index_binned(&self, split_bins: &[u8], data: &BinnedData, row: usize) -> usize {
+        let mut child = self.root();
+        loop {
+            match child {
+                Child::Leaf(l) => return l as usize,
+                Child::Split(k) => {
+                    let node = &self.nodes[k as usize];
+                    let b = data.columns[node.feature][row];
+                    let left = if data.mappers[node.feature].nan_bin() == Some(b) {
+                        node.default_left
+                    } else {
+                        b <= split_bins[k as usize]
+                    };
+                    child = if left { node.left } else { node.right };
+                }
+            }
+        }
+    }
+}
+
+/// JSON has no infinities: finite thresholds are numbers, ±inf the strings "inf" / "-inf".
+mod threshold_serde {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Repr {
+        Number(f64),
+        Text(String),
+    }
+
+    pub(super) fn serialize<S: Serializer>(x: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if x.is_finite() {
+            s.serialize_f64(*x)
+        } else if *x > 0.0 {
+            s.serialize_str("inf")
+        } else {
+            s.serialize_str("-inf")
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        match Repr::deserialize(d)? {
+            Repr::Number(x) => Ok(x),
+            Repr::Text(t) if t == "inf" => Ok(f64::INFINITY),
+            Repr::Text(t) if t == "-inf" => Ok(f64::NEG_INFINITY),
+            Repr::Text(t) => Err(serde::de::Error::custom(format!("invalid threshold `{t}`"))),
+        }
+    }
+}
+
+/// Settings of one tree's growth.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct GrowConfig {
+    pub(crate) num_leaves: usize,
+    /// Maximum depth; None for no limit.
+    pub(crate) max_depth: Option<usize>,
+    pub(crate) rules: SplitRules,
+    pub(crate) learning_rate: f64,
+    pub(crate) unit_hessian: bool,
+}
+
+/// Everything one tree is grown from.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct GrowInput<'a> {
+    pub(crate) data: &'a BinnedData,
+    pub(crate) grad: &'a [f64],
+    pub(crate) hess: &'a [f64],
+    /// Bagged rows, ascending; None for all rows.
+    pub(crate) bag: Option<&'a [u32]>,
+    /// Features this tree may split on.
+    pub(crate) active: &'a [bool],
+    pub(crate) cfg: &'a GrowConfig,
+}
+
+/// A grown tree and each node's split as a bin threshold (to route training rows by bins).
+#[derive(Debug)]
+pub(crate) struct GrownTree {
+    pub(crate) tree: Tree,
+    pub(crate) split_bins: Vec<u8>,
+}
+
+/// A leaf during growth.
+#[derive(Debug)]
+struct LeafState {
+    /// Range of `Grower::indices` holding its rows.
+    begin: usize,
+    end: usize,
+    sums: BinStats,
+    depth: usize,
+    /// Parent node and whether this leaf is its left child.
+    parent: Option<(usize, bool)>,
+    /// Its histograms while it may still be split.
+    hist: Option<LeafHist>,
+    best: Option<SplitCandidate>,
+}
+
+/// Rows per block in parallel row passes (partition, gather, sums). Fixed, so results and their
+/// order never depend on the thread count; leaves smaller than two blocks are done sequentially.
+const ROW_BLOCK: usize = 1 << 14;
+
+/// Reusable buffers for growing trees over one binned training set.
+#[derive(Debug, Default)]
+pub(crate) struct Grower {
+    indices: Vec<u32>,
+    scratch: Vec<u32>,
+    /// Rows going left in each block of a parallel partition.
+    block_left: Vec<usize>,
+    ordered_grad: Vec<f64>,
+    ordered_hess: Vec<f64>,
+    pool: HistogramPool,
+    leaves: Vec<LeafState>,
+    scan: ScanBuffers,
+}
+
+impl Grower {
+    /// Rows (in-bag) of leaf `leaf` of the tree just grown.
+    pub(crate) fn leaf_rows(&self, leaf: usize) -> &[u32] {
+        let l = &self.leaves[leaf];
+        &self.indices[l.begin..l.end]
+    }
+
+    /// Grows one tree leaf-wise (best gain first) over the bagged rows and active features,
+    /// until `num_leaves` leaves or no split gains.
+    pub(crate) fn grow(&mut self, input: &GrowInput<'_>) -> GrownTree {
+        let GrowInput { data, grad, hess, bag, cfg, .. } = *input;
+        self.indices.clear();
+        match bag {
+            Some(rows) => self.indices.extend_from_slice(rows),
+            None => self.indices.extend(0..data.num_rows as u32),
+        }
+        let block_sums: Vec<(f64, f64)> = self
+            .indices
+            .par_chunks(ROW_BLOCK)
+            .map(|rows| {
+                rows.iter().fold((0.0, 0.0), |(g, h), &r| {
+                    (g + grad[r as usize], h + if cfg.unit_hessian { 1.0 } else { hess[r as usize] })
+                })
+            })
+            .collect();
+        // Block sums are added in block order: the same total on any thread count.
+        let (g, h) = block_sums.iter().fold((0.0, 0.0), |(g, h), &(bg, bh)| (g + bg, h + bh));
+        let root_sums = BinStats { grad: g, hess: h, count: self.indices.len() as u32 };
+        for leaf in self.leaves.drain(..) {
+            if let Some(h) = leaf.hist {
+                self.pool.give(h);
+            }
+        }
+        self.leaves.push(LeafState {
+            begin: 0,
+            end: self.indices.len(),
+            sums: root_sums,
+            depth: 0,
+            parent: None,
+            hist: None,
+            best: None,
+        });
+        if self.splittable(0, cfg) {
+            let mut h = self.pool.take(data.num_features());
+            let rows = if bag.is_none() {
+                Rows::All { grad, hess }
+            } else {
+                gather(&mut self.ordered_grad, &self.indices, grad);
+                if !cfg.unit_hessian {
+                    gather(&mut self.ordered_hess, &self.indices, hess);
+                }
+                Rows::Subset { rows: &self.indices, grad: &self.ordered_grad, hess: &self.ordered_hess }
+            };
+            self.leaves[0].best = self.scan.scan_leaf(&mut h, input, rows, root_sums);
+            self.leaves[0].hist = Some(h);
+        }
+
+        let mut nodes: Vec<SplitNode> = Vec::with_capacity(cfg.num_leaves - 1);
+        let mut split_bins: Vec<u8> = Vec::with_capacity(cfg.num_leaves - 1);
+        while self.leaves.len() < cfg.num_leaves {
+            // Best leaf; ties go to the lower leaf index (as LightGBM's ArgMax).
+            let mut chosen: Option<(usize, SplitCandidate)> = None;
+            for (i, l) in self.leaves.iter().enumerate() {
+                if let Some(c) = l.best
+                    && chosen.is_none_or(|(_, b)| c.gain > b.gain)
+                {
+                    chosen = Some((i, c));
+                }
+            }
+            let Some((l, split)) = chosen else { break };
+            let node = nodes.len();
+            let new_leaf = self.leaves.len();
+            let parent_state = &self.leaves[l];
+            if let Some((p, is_left)) = parent_state.parent {
+                let link = Child::Split(node as u32);
+                if is_left { nodes[p].left = link } else { nodes[p].right = link }
+            }
+            let mapper = &data.mappers[split.feature];
+            nodes.push(SplitNode {
+                feature: split.feature,
+                threshold: mapper.threshold(split.bin),
+                default_left: split.default_left,
+                left: Child::Leaf(l as u32),
+                right: Child::Leaf(new_leaf as u32),
+                gain: split.gain,
+                cover: cover(parent_state.sums),
+            });
+            split_bins.push(split.bin);
+
+            let (begin, end, depth) = (parent_state.begin, parent_state.end, parent_state.depth + 1);
+            let mid = self.partition(begin, end, &data.columns[split.feature], split.bin, mapper.nan_bin(), split.default_left);
+            let parent_hist = self.leaves[l].hist.take();
+            self.leaves[l] = LeafState {
+                begin,
+                end: mid,
+                sums: split.left,
+                depth,
+                parent: Some((node, true)),
+                hist: None,
+                best: None,
+            };
+            self.leaves.push(LeafState {
+                begin: mid,
+                end,
+                sums: split.right,
+                depth,
+                parent: Some((node, false)),
+                hist: None,
+                best: None,
+            });
+            if let Some(h) = parent_hist {
+                // The last split needs no child histograms: the tree is full.
+                if self.leaves.len() < cfg.num_leaves {
+                    self.prepare_children(l, new_leaf, h, input);
+                } else {
+                    self.pool.give(h);
+                }
+            }
+        }
+
+        let leaves = self
+            .leaves
+            .iter_mut()
+            .map(|l| {
+                if let Some(h) = l.hist.take() {
+                    self.pool.give(h);
+                }
+                Leaf { value: cfg.rules.leaf_output(l.sums) * cfg.learning_rate, cover: cover(l.sums) }
+            })
+            .collect();
+        GrownTree { tree: Tree { nodes, leaves }, split_bins }
+    }
+
+    /// Whether leaf `l` may still be split: depth limit, and room for two children meeting the minimums.
+    fn splittable(&self, l: usize, cfg: &GrowConfig) -> bool {
+        let leaf = &self.leaves[l];
+        cfg.max_depth.is_none_or(|d| leaf.depth < d) && cfg.rules.can_split(leaf.sums)
+    }
+
+    /// Builds the smaller child's histograms, derives the larger's from the parent's, and finds
+    /// the best split of each child that may split.
+    fn prepare_children(&mut self, left: usize, right: usize, mut parent_hist: LeafHist, input: &GrowInput<'_>) {
+        let GrowInput { data, grad, hess, cfg, .. } = *input;
+        let (left_ok, right_ok) = (self.splittable(left, cfg), self.splittable(right, cfg));
+        if !left_ok && !right_ok {
+            self.pool.give(parent_hist);
+            return;
+        }
+        let left_rows = self.leaves[left].end - self.leaves[left].begin;
+        let right_rows = self.leaves[right].end - self.leaves[right].begin;
+        let (small, large, small_ok, large_ok) =
+            if left_rows <= right_rows { (left, right, left_ok, right_ok) } else { (right, left, right_ok, left_ok) };
+        let mut small_hist = self.pool.take(data.num_features());
+        let rows = &self.indices[self.leaves[small].begin..self.leaves[small].end];
+        // Ordered gradients: gathered once per leaf, then read sequentially by every feature.
+        gather(&mut self.ordered_grad, rows, grad);
+        if !cfg.unit_hessian {
+            gather(&mut self.ordered_hess, rows, hess);
+        }
+        let rows = Rows::Subset { rows, grad: &self.ordered_grad, hess: &self.ordered_hess };
+        let sums = (small_ok.then_some(self.leaves[small].sums), large_ok.then_some(self.leaves[large].sums));
+        let (best_small, best_large) = self.scan.scan_children(&mut small_hist, &mut parent_hist, input, rows, sums);
+        for (leaf, hist, ok, best) in [(small, small_hist, small_ok, best_small), (large, parent_hist, large_ok, best_large)] {
+            if ok {
+                self.leaves[leaf].best = best;
+                self.leaves[leaf].hist = Some(hist);
+            } else {
+                self.pool.give(hist);
+            }
+        }
+    }
+
+    /// Stable partition of `indices[begin..end]`, rows going left first; returns the boundary.
+    /// Blocks are split in parallel into scratch, then copied back lefts-then-rights in block order.
+    fn partition(&mut self, begin: usize, end: usize, col: &[u8], bin: u8, nan_bin: Option<u8>, default_left: bool) -> usize {
+        let goes_left = |r: u32| {
+            let b = col[r as usize];
+            if Some(b) == nan_bin { default_left } else { b <= bin }
+        };
+        let len = end - begin;
+        if self.scratch.len() < len {
+            self.scratch.resize(len, 0);
+        }
+        let (src, dst) = (&self.indices[begin..end], &mut self.scratch[..len]);
+        let split_block = |(s, d): (&[u32], &mut [u32])| {
+            let mut w = 0;
+            for &r in s.iter().filter(|&&r| goes_left(r)) {
+                d[w] = r;
+                w += 1;
+            }
+            let lefts = w;
+            for &r in s.iter().filter(|&&r| !goes_left(r)) {
+                d[w] = r;
+                w += 1;
+            }
+            lefts
+        };
+        if len >= 2 * ROW_BLOCK {
+            src.par_chunks(ROW_BLOCK).zip(dst.par_chunks_mut(ROW_BLOCK)).map(split_block).collect_into_vec(&mut self.block_left);
+        } else {
+            self.block_left.clear();
+            self.block_left.push(split_block((src, dst)));
+        }
+        let block = if len >= 2 * ROW_BLOCK { ROW_BLOCK } else { len.max(1) };
+        let mid = begin + self.block_left.iter().sum::<usize>();
+        let (mut lw, mut rw) = (begin, mid);
+        for (chunk, &lefts) in self.scratch[..len].chunks(block).zip(&self.block_left) {
+            self.indices[lw..lw + lefts].copy_from_slice(&chunk[..lefts]);
+            self.indices[rw..rw + chunk.len() - lefts].copy_from_slice(&chunk[lefts..]);
+            lw += lefts;
+            rw += chunk.len() - lefts;
+        }
+        mid
+    }
+}
+
+/// `out[i] = values[rows[i]]`, in parallel blocks for large leaves.
+fn gather(out: &mut Vec<f64>, rows: &[u32], values: &[f64]) {
+    out.resize(rows.len(), 0.0);
+    let fill = |(o, rs): (&mut [f64], &[u32])| {
+        for (o, &r) in o.iter_mut().zip(rs) {
+            *o = values[r as usize];
+        }
+    };
+    if rows.len() >= 2 * ROW_BLOCK {
+        out.par_chunks_mut(ROW_BLOCK).zip(rows.par_chunks(ROW_BLOCK)).for_each(fill);
+    } else {
+        fill((out, rows));
+    }
+}
+
+/// Below this much work (rows plus a split scan, times features) a leaf is done on the calling
+/// thread: spawning tasks would cost more than it saves.
+const PARALLEL_MIN_WORK: usize = 1 << 15;
+
+/// Leaves with more rows are histogrammed in chunks of this many rows, one task per (feature,
+/// chunk), so that few features still keep many threads busy. The chunking depends only on the
+/// leaf's size, and chunks are summed in order, so results never depend on the thread count.
+const HIST_CHUNK: usize = 1 << 16;
+
+/// Whether a pass over `rows` rows of the `active` features is worth running in parallel.
+fn worth_parallel(rows: usize, active: &[bool]) -> bool {
+    (rows + 2 * MAX_BINS) * active.iter().filter(|&&a| a).count() >= PARALLEL_MIN_WORK
+}
+
+/// For leaves of more than one [`HIST_CHUNK`]: fills `partials[c * F + f]` with feature f's
+/// histogram over chunk c of `rows`, in parallel over (chunk, feature). Returns the chunk count
+/// (1: nothing done, the caller fills histograms directly).
+fn fill_chunks(partials: &mut Vec<FeatureHist>, input: &GrowInput<'_>, rows: Rows<'_>) -> usize {
+    let GrowInput { data, active, cfg, .. } = *input;
+    let chunks = rows.len().div_ceil(HIST_CHUNK);
+    if chunks <= 1 {
+        return 1;
+    }
+    let nf = data.num_features();
+    if partials.len() < chunks * nf {
+        partials.resize(chunks * nf, [BinStats::default(); MAX_BINS]);
+    }
+    partials[..chunks * nf].par_iter_mut().enumerate().for_each(|(i, h)| {
+        let (c, f) = (i / nf, i % nf);
+        if active[f] {
+            let end = ((c + 1) * HIST_CHUNK).min(rows.len());
+            let (part, first_row) = rows.chunk(c * HIST_CHUNK..end);
+            let col = &data.columns[f][first_row..];
+            histogram::fill_feature(h, col, part, cfg.unit_hessian);
+        }
+    });
+    chunks
+}
+
+/// Feature `f`'s histogram over `rows`: summed from its chunk partials when there are several
+/// chunks, else filled directly.
+fn feature_hist(h: &mut FeatureHist, f: usize, partials: &[FeatureHist], chunks: usize, input: &GrowInput<'_>, rows: Rows<'_>) {
+    if chunks > 1 {
+        let nf = input.data.num_features();
+        *h = partials[f];
+        for c in 1..chunks {
+            histogram::add_feature(h, &partials[c * nf + f]);
+        }
+    } else {
+        histogram::fill_feature(h, &input.data.columns[f], rows, input.cfg.unit_hessian);
+    }
+}
+
+/// Reusable per-leaf scan buffers: chunk partial histograms and per-feature best splits.
+#[derive(Debug, Default)]
+struct ScanBuffers {
+    partials: Vec<FeatureHist>,
+    root_splits: Vec<Option<SplitCandidate>>,
+    child_splits: Vec<(Option<SplitCandidate>, Option<SplitCandidate>)>,
+}
+
+impl ScanBuffers {
+    /// Fills a leaf's histograms over `rows` and returns its best split for totals `sums`: one
+    /// parallel pass over features (after a chunk pass for big leaves).
+    fn scan_leaf(&mut self, hist: &mut LeafHist, input: &GrowInput<'_>, rows: Rows<'_>, sums: BinStats) -> Option<SplitCandidate> {
+        let GrowInput { data, active, cfg, .. } = *input;
+        let chunks = fill_chunks(&mut self.partials, input, rows);
+        let partials = &self.partials;
+        let task = |(f, h): (usize, &mut FeatureHist)| {
+            if !active[f] {
+                return None;
+            }
+            feature_hist(h, f, partials, chunks, input, rows);
+            split::best_for_feature(f, h, &data.mappers[f], sums, &cfg.rules)
+        };
+        if worth_parallel(rows.len(), active) {
+            hist.par_iter_mut().enumerate().map(task).collect_into_vec(&mut self.root_splits);
+        } else {
+            self.root_splits.clear();
+            self.root_splits.extend(hist.iter_mut().enumerate().map(task));
+        }
+        split::pick_best(self.root_splits.iter().copied())
+    }
+
+    /// Builds the smaller child's histograms from `rows`, turns `parent` into the larger child's,
+    /// and returns the best split of each child whose totals are given in `sums` (smaller,
+    /// larger; None: may not split): one parallel pass over features (after a chunk pass).
+    fn scan_children(
+        &mut self,
+        small: &mut LeafHist,
+        parent: &mut LeafHist,
+        input: &GrowInput<'_>,
+        rows: Rows<'_>,
+        sums: (Option<BinStats>, Option<BinStats>),
+    ) -> (Option<SplitCandidate>, Option<SplitCandidate>) {
+        let GrowInput { data, active, cfg, .. } = *input;
+        let chunks = fill_chunks(&mut self.partials, input, rows);
+        let partials = &self.partials;
+        let task = |(f, (s, p)): (usize, (&mut FeatureHist, &mut FeatureHist))| {
+            if !active[f] {
+                return (None, None);
+            }
+            feature_hist(s, f, partials, chunks, input, rows);
+            histogram::subtract_feature(p, s);
+            let best = |h: &FeatureHist, sums: Option<BinStats>| {
+                sums.and_then(|sums| split::best_for_feature(f, h, &data.mappers[f], sums, &cfg.rules))
+            };
+            (best(s, sums.0), best(p, sums.1))
+        };
+        if worth_parallel(rows.len(), active) {
+            small.par_iter_mut().zip(parent.par_iter_mut()).enumerate().map(task).collect_into_vec(&mut self.child_splits);
+        } else {
+            self.child_splits.clear();
+            self.child_splits.extend(small.iter_mut().zip(parent.iter_mut()).enumerate().map(task));
+        }
+        (
+            split::pick_best(self.child_splits.iter().map(|c| c.0)),
+            split::pick_best(self.child_splits.iter().map(|c| c.1)),
+        )
+    }
+}
+
+/// The cover of a leaf or node with these sums.
+fn cover(s: BinStats) -> Cover {
+    Cover { sum_hessian: s.hess, count: u64::from(s.count) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leaf(value: f64) -> Leaf {
+        Leaf { value, cover: Cover { sum_hessian: 1.0, count: 1 } }
+    }
+
+    fn node(threshold: f64, default_left: bool, left: Child, right: Child) -> SplitNode {
+        SplitNode { feature: 0, threshold, default_left, left, right, gain: 1.0, cover: Cover { sum_hessian: 2.0, count: 2 } }
+    }
+
+    #[test]
+    fn routing_and_json_round_trip_with_infinite_threshold() {
+        let tree = Tree {
+            nodes: vec![
+                node(1.5, true, Child::Leaf(0), Child::Split(1)),
+                node(f64::INFINITY, false, Child::Leaf(1), Child::Leaf(2)),
+            ],
+            leaves: vec![leaf(-1.0), leaf(2.0), leaf(3.0)],
+        };
+        assert_eq!(tree.predict(&[1.0]), -1.0);
+        assert_eq!(tree.predict(&[f64::NAN]), -1.0);
+        assert_eq!(tree.predict(&[7.0]), 2.0);
+        assert_eq!(tree.predict(&[]), -1.0);
+        let json = serde_json::to_string(&tree).unwrap();
+        assert!(json.contains("\"inf\""));
+        let back: Tree = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, tree);
+    }
+
+    #[test]
+    fn chunked_histograms_equal_direct_ones() {
+        use crate::gbdt::{Dataset, Params};
+        let n = 2 * HIST_CHUNK + 123;
+        let col: Vec<f64> = (0..n).map(|i| ((i * 7919) % 1000) as f64).collect();
+        let data = Dataset::from_columns(vec!["a".into()], vec![col], vec![0.0; n]).unwrap();
+        let params = Params::default();
+        let binned = BinnedData::build(&data, &params);
+        // Integer gradients: sums are exact in any order, so chunked and direct must be equal.
+        let grad: Vec<f64> = (0..n).map(|i| (i % 13) as f64 - 6.0).collect();
+        let hess = vec![1.0; n];
+        let cfg = GrowConfig {
+            num_leaves: 31,
+            max_depth: None,
+            rules: SplitRules::new(&params),
+            learning_rate: 0.1,
+            unit_hessian: true,
+        };
+        let sums = BinStats { grad: grad.iter().sum(), hess: n as f64, count: n as u32 };
+        let rows: Vec<u32> = (0..n as u32).collect();
+        for set in [Rows::All { grad: &grad, hess: &hess }, Rows::Subset { rows: &rows, grad: &grad, hess: &[] }] {
+            let mut chunked = vec![[BinStats::default(); MAX_BINS]; 1];
+            let input = GrowInput { data: &binned, grad: &grad, hess: &hess, bag: None, active: &[true], cfg: &cfg };
+            let best = ScanBuffers::default().scan_leaf(&mut chunked, &input, set, sums);
+            assert!(best.is_some());
+            let mut direct = [BinStats::default(); MAX_BINS];
+            histogram::fill_feature(&mut direct, &binned.columns[0], set, true);
+            assert_eq!(chunked[0], direct);
+        }
+    }
+
+    #[test]
+    fn malformed_trees_are_rejected() {
+        let cyclic = r#"{"nodes":[{"feature":0,"threshold":1.0,"default_left":true,"left":{"split":0},
+            "right":{"leaf":0},"gain":0.0,"cover":{"sum_hessian":1.0,"count":1}}],
+            "leaves":[{"value":0.0,"cover":{"sum_hessian":1.0,"count":1}},{"value":0.0,"cover":{"sum_hessian":1.0,"count":1}}]}"#;
+        assert!(serde_json::from_str::<Tree>(cyclic).unwrap_err().to_string().contains("invalid child"));
+        let shape = r#"{"nodes":[],"leaves":[]}"#;
+        assert!(serde_json::from_str::<Tree>(shape).is_err());
+        let twice = r#"{"nodes":[{"feature":0,"threshold":1.0,"default_left":true,"left":{"leaf":0},
+            "right":{"leaf":0},"gain":0.0,"cover":{"sum_hessian":1.0,"count":1}}],
+            "leaves":[{"value":0.0,"cover":{"sum_hessian":1.0,"count":1}},{"value":0.0,"cover":{"sum_hessian":1.0,"count":1}}]}"#;
+        assert!(serde_json::from_str::<Tree>(twice).is_err());
+    }
+}
