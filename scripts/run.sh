@@ -10,12 +10,16 @@ BASE="http://$LISTEN"
 target/release/stockops up --listen "$LISTEN" --runtime-config runtime-config/local.toml &
 HOST=$!
 trap 'kill -TERM $HOST 2>/dev/null; wait $HOST 2>/dev/null' EXIT INT TERM
-for _ in $(seq 1 600); do curl -fsS -o /dev/null "$BASE/health" 2>/dev/null && break; [ "$(curl -s -o /dev/null -w '%{http_code}' "$BASE/health")" = 200 ] && break; sleep 0.2; done
+for _ in $(seq 1 600); do
+    code=$(curl -s -o /dev/null -w '%{http_code}' "$BASE/health" || true)
+    [ "$code" = 200 ] || [ "$code" = 503 ] && break
+    sleep 0.2
+done
 
-show() { echo; echo "\$ $*"; "$@"; echo; }
-show curl -sS "$BASE/health"
-show curl -sS "$BASE/metrics" -o /dev/stdout --max-time 5 | head -n 12
-show curl -sS "$BASE/api/predict" -H "Authorization: Bearer \$SPIN_VARIABLE_API_TOKEN"
+show() { echo; echo "\$ $1"; eval "$1"; echo; }
+show "curl -sS $BASE/health | python3 -m json.tool"
+show "curl -sS $BASE/metrics | grep -v '^#' | head -n 8"
+show "curl -sS -X POST $BASE/api/predict -H \"Authorization: Bearer \$SPIN_VARIABLE_API_TOKEN\""
 echo
 echo "stockops is serving on $BASE (Ctrl-C stops it). The API token is in .env."
 wait $HOST

@@ -21,6 +21,8 @@ cargo build --release --locked -p stockops
 echo "setup: building the components (wasm32-wasip2)"
 cargo build --locked --target wasm32-wasip2 --profile wasm \
     -p health -p features -p train-batch -p predict -p alert -p backup
+# A test-only component that traps on purpose (the end-to-end tests check the host survives it).
+cargo build --locked --target wasm32-wasip2 --profile wasm -p trap-component
 
 if [ ! -f .env ]; then
     umask 077

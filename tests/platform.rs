@@ -275,3 +275,35 @@ fn health_fails_when_redis_goes_away() {
     assert_eq!(body["checks"]["key_value"]["status"], "degraded", "{body}");
     assert_eq!(body["checks"]["database"]["status"], "ok");
 }
+
+#[test]
+fn a_trapping_or_runaway_component_gets_a_500_and_the_host_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("spin.toml");
+    let wasm = support::root().join("target/wasm32-wasip2/wasm/trap_component.wasm");
+    assert!(wasm.exists(), "{} is missing: scripts/setup.sh builds it", wasm.display());
+    std::fs::write(
+        &manifest,
+        format!(
+            "spin_manifest_version = 2\n[application]\nname = \"trap-test\"\n[[trigger.http]]\nroute = \"/...\"\ncomponent = \"t\"\n\
+             [component.t]\nsource = \"{}\"\n",
+            wasm.display()
+        ),
+    )
+    .unwrap();
+    let opts =
+        HostOptions { manifest: Some(manifest), args: vec!["--timeout-secs".into(), "1".into()], ..Default::default() };
+    let host = Host::start(Kv::Embedded, opts);
+    let (status, body) = json(host.get("/trap"));
+    assert_eq!((status, body["error"]["code"].as_str()), (500, Some("internal")), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("trapped"), "{body}");
+    let started = std::time::Instant::now();
+    let (status, _) = json(host.get("/spin"));
+    assert_eq!(status, 500);
+    assert!(started.elapsed() < Duration::from_secs(10), "the runaway request was not stopped by the time limit");
+    assert!(host.log.lock().unwrap().contains("time limit"), "{}", host.log.lock().unwrap());
+    // Both failures left the host serving, and fresh instances work.
+    let ok = host.get("/fine");
+    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.text().unwrap(), "fine");
+}

@@ -47,7 +47,8 @@ fn friedman(rows: usize, seed: u64) -> Dataset {
     let mut labels = Vec::with_capacity(rows);
     for _ in 0..rows {
         let x: Vec<f64> = (0..10).map(|_| rng.uniform()).collect();
-        let y = 10.0 * (std::f64::consts::PI * x[0] * x[1]).sin() + 20.0 * (x[2] - 0.5).powi(2) + 10.0 * x[3] + 5.0 * x[4];
+        let y =
+            10.0 * (std::f64::consts::PI * x[0] * x[1]).sin() + 20.0 * (x[2] - 0.5).powi(2) + 10.0 * x[3] + 5.0 * x[4];
         labels.push(y + rng.normal());
         values.extend(x);
     }
@@ -105,15 +106,20 @@ fn same_seed_gives_bit_identical_models_on_any_thread_count() {
         models.push(serde_json::to_string(model.trees()).unwrap());
     }
     assert!(models.windows(2).all(|w| w[0] == w[1]));
-    let other_seed = train(&params(json!({"num_boost_round": 20, "bagging_fraction": 0.7,
-        "bagging_freq": 1, "feature_fraction": 0.6, "seed": 43, "num_leaves": 15})), &data, None, no_callback)
+    let other_seed = train(
+        &params(json!({"num_boost_round": 20, "bagging_fraction": 0.7,
+        "bagging_freq": 1, "feature_fraction": 0.6, "seed": 43, "num_leaves": 15})),
+        &data,
+        None,
+        no_callback,
+    )
     .unwrap();
     assert_ne!(serde_json::to_string(other_seed.trees()).unwrap(), models[0]);
 }
 
 #[test]
 fn big_leaves_train_identically_on_any_thread_count() {
-    // Over 2^17 rows: the root and first children are histogrammed in row chunks.
+    // Enough rows for the parallel row passes (sums, gather, partition) to split into blocks.
     let data = friedman(140_000, 15);
     let fit = |threads: usize| {
         let p = params(json!({"num_boost_round": 4, "bagging_fraction": 0.9, "bagging_freq": 1,
@@ -175,7 +181,13 @@ fn nan_rows_learn_their_own_direction() {
             }
         }
         let data = Dataset::from_columns(names(1), vec![x], y).unwrap();
-        let model = train(&params(json!({"num_boost_round": 30, "num_leaves": 4, "learning_rate": 0.5})), &data, None, no_callback).unwrap();
+        let model = train(
+            &params(json!({"num_boost_round": 30, "num_leaves": 4, "learning_rate": 0.5})),
+            &data,
+            None,
+            no_callback,
+        )
+        .unwrap();
         let got = model.predict(&[f64::NAN]);
         assert!((got - nan_label).abs() < 0.1, "NaN rows labelled {nan_label} predicted {got}");
         assert!((model.predict(&[0.2])).abs() < 0.1);
@@ -262,7 +274,10 @@ fn friedman_beats_a_linear_baseline() {
     let imp = model.feature_importance();
     let noise_max = imp[5..].iter().map(|i| i.gain).fold(0.0, f64::max);
     assert!(imp[..5].iter().all(|i| i.gain > noise_max), "{imp:?}");
-    assert_eq!(imp.iter().map(|i| i.splits).sum::<u64>(), model.trees().iter().map(|t| t.nodes().len() as u64).sum::<u64>());
+    assert_eq!(
+        imp.iter().map(|i| i.splits).sum::<u64>(),
+        model.trees().iter().map(|t| t.nodes().len() as u64).sum::<u64>()
+    );
 }
 
 #[test]
@@ -334,8 +349,9 @@ fn huber_resists_outliers() {
 #[test]
 fn max_depth_and_num_leaves_bound_trees() {
     let data = friedman(2000, 14);
-    let model = train(&params(json!({"num_boost_round": 5, "max_depth": 2, "num_leaves": 31})), &data, None, no_callback)
-        .unwrap();
+    let model =
+        train(&params(json!({"num_boost_round": 5, "max_depth": 2, "num_leaves": 31})), &data, None, no_callback)
+            .unwrap();
     for t in model.trees() {
         assert!(t.num_leaves() <= 4);
         fn depth(t: &train_batch::gbdt::Tree, c: Child) -> usize {

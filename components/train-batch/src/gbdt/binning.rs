@@ -161,7 +161,13 @@ fn bounds_with_zero_bin(distinct: &[f64], counts: &[usize], max_bin: usize, min_
     let pos_bins = (max_bin - 1).saturating_sub(bounds.len());
     if pos_start < distinct.len() && pos_bins > 0 {
         bounds.push(ZERO);
-        bounds.extend(greedy_bounds(&distinct[pos_start..], &counts[pos_start..], pos_bins, pos_count, min_data_in_bin));
+        bounds.extend(greedy_bounds(
+            &distinct[pos_start..],
+            &counts[pos_start..],
+            pos_bins,
+            pos_count,
+            min_data_in_bin,
+        ));
     } else {
         bounds.push(f64::INFINITY);
     }

@@ -202,9 +202,10 @@ impl Booster {
         Ok((0..data.num_rows())
             .into_par_iter()
             .map(|r| {
-                let raw = self.trees.iter().fold(self.base_score, |s, t| {
-                    s + t.leaves()[t.leaf_index_by(|f| columns[f][r])].value
-                });
+                let raw = self
+                    .trees
+                    .iter()
+                    .fold(self.base_score, |s, t| s + t.leaves()[t.leaf_index_by(|f| columns[f][r])].value);
                 self.objective.transform(raw)
             })
             .collect())
@@ -226,7 +227,12 @@ impl Booster {
 /// interrupt). With `early_stopping_rounds > 0` training stops once the validation metric has not
 /// improved for that many rounds, and the model is cut back to its best round (also when stopped
 /// by the callback). Same parameters and data give a bit-identical model on any thread count.
-pub fn train<F>(params: &Params, train: &Dataset, valid: Option<&Dataset>, mut callback: F) -> Result<Booster, TrainError>
+pub fn train<F>(
+    params: &Params,
+    train: &Dataset,
+    valid: Option<&Dataset>,
+    mut callback: F,
+) -> Result<Booster, TrainError>
 where
     F: FnMut(&RoundEval) -> ControlFlow<()>,
 {

@@ -2,8 +2,6 @@
 //! a leaf's rows. Each feature's histogram is filled in row order by one task, so the sums are the
 //! same on any number of threads.
 
-use std::ops::Range;
-
 use super::binning::MAX_BINS;
 
 /// Sums of one bin (or of a whole leaf).
@@ -41,25 +39,12 @@ pub(crate) enum Rows<'a> {
     Subset { rows: &'a [u32], grad: &'a [f64], hess: &'a [f64] },
 }
 
-impl<'a> Rows<'a> {
+impl Rows<'_> {
     /// Number of rows.
     pub(crate) fn len(&self) -> usize {
         match self {
             Rows::All { grad, .. } => grad.len(),
             Rows::Subset { rows, .. } => rows.len(),
-        }
-    }
-
-    /// The rows at positions `range` of this set, and the first training row index they start at
-    /// (for `All`, whose feature columns must be sliced alike).
-    pub(crate) fn chunk(&self, range: Range<usize>) -> (Rows<'a>, usize) {
-        // Unit-hessian leaves carry no ordered hessians: keep that slice empty.
-        let part = |v: &'a [f64]| v.get(range.clone()).unwrap_or(&[]);
-        match *self {
-            Rows::All { grad, hess } => (Rows::All { grad: part(grad), hess: part(hess) }, range.start),
-            Rows::Subset { rows, grad, hess } => {
-                (Rows::Subset { rows: &rows[range.clone()], grad: part(grad), hess: part(hess) }, 0)
-            }
         }
     }
 }
@@ -104,13 +89,6 @@ pub(crate) fn fill_feature(h: &mut FeatureHist, col: &[u8], rows: Rows<'_>, unit
         for e in h.iter_mut() {
             e.hess = f64::from(e.count);
         }
-    }
-}
-
-/// Adds `o` into `h` bin by bin.
-pub(crate) fn add_feature(h: &mut FeatureHist, o: &FeatureHist) {
-    for (a, b) in h.iter_mut().zip(o.iter()) {
-        *a = a.add(*b);
     }
 }
 

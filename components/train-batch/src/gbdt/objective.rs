@@ -26,8 +26,14 @@ impl Objective {
     /// The objective for a LightGBM objective name or alias, if we implement it.
     pub fn from_name(name: &str) -> Option<Self> {
         match name {
-            "regression" | "regression_l2" | "l2" | "mean_squared_error" | "mse" | "l2_root"
-            | "root_mean_squared_error" | "rmse" => Some(Objective::Regression),
+            "regression"
+            | "regression_l2"
+            | "l2"
+            | "mean_squared_error"
+            | "mse"
+            | "l2_root"
+            | "root_mean_squared_error"
+            | "rmse" => Some(Objective::Regression),
             "huber" => Some(Objective::Huber),
             "binary" => Some(Objective::Binary),
             _ => None,

@@ -238,8 +238,8 @@ impl Params {
         match name {
             "objective" => {
                 let text = value.as_str().ok_or_else(|| invalid(name, "expected a string"))?;
-                self.objective =
-                    Objective::from_name(text).ok_or_else(|| invalid(name, format!("unsupported objective `{text}`")))?;
+                self.objective = Objective::from_name(text)
+                    .ok_or_else(|| invalid(name, format!("unsupported objective `{text}`")))?;
             }
             "learning_rate" => self.learning_rate = float(name, value)?,
             "num_leaves" => self.num_leaves = count(name, value)?,

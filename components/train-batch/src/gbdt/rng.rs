@@ -73,10 +73,7 @@ mod tests {
     fn streams_are_reproducible_and_distinct() {
         let a: Vec<u64> = (0..4).map(|_| Rng::new(7, Stream::Bagging).next_u64()).collect();
         assert!(a.windows(2).all(|w| w[0] == w[1]));
-        assert_ne!(
-            Rng::new(7, Stream::Bagging).next_u64(),
-            Rng::new(7, Stream::Features).next_u64()
-        );
+        assert_ne!(Rng::new(7, Stream::Bagging).next_u64(), Rng::new(7, Stream::Features).next_u64());
     }
 
     #[test]
@@ -92,7 +89,8 @@ mod tests {
     #[test]
     fn uniform_floats_stay_in_range() {
         let mut rng = Rng::new(3, Stream::Features);
-        let mean = (0..10_000).map(|_| rng.next_f64()).inspect(|x| assert!((0.0..1.0).contains(x))).sum::<f64>() / 10_000.0;
+        let mean =
+            (0..10_000).map(|_| rng.next_f64()).inspect(|x| assert!((0.0..1.0).contains(x))).sum::<f64>() / 10_000.0;
         assert!((mean - 0.5).abs() < 0.02);
         assert!((0..1000).all(|_| rng.below(7) < 7));
     }

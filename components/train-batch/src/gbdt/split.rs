@@ -134,7 +134,13 @@ mod tests {
     use crate::gbdt::histogram::BinStats as S;
 
     fn rules() -> SplitRules {
-        SplitRules { lambda_l1: 0.0, lambda_l2: 0.0, min_data_in_leaf: 1, min_sum_hessian_in_leaf: 0.0, min_gain_to_split: 0.0 }
+        SplitRules {
+            lambda_l1: 0.0,
+            lambda_l2: 0.0,
+            min_data_in_leaf: 1,
+            min_sum_hessian_in_leaf: 0.0,
+            min_gain_to_split: 0.0,
+        }
     }
 
     #[test]

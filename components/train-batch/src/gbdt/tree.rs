@@ -386,7 +386,14 @@ impl Grower {
             split_bins.push(split.bin);
 
             let (begin, end, depth) = (parent_state.begin, parent_state.end, parent_state.depth + 1);
-            let mid = self.partition(begin, end, &data.columns[split.feature], split.bin, mapper.nan_bin(), split.default_left);
+            let mid = self.partition(
+                begin,
+                end,
+                &data.columns[split.feature],
+                split.bin,
+                mapper.nan_bin(),
+                split.default_left,
+            );
             let parent_hist = self.leaves[l].hist.take();
             self.leaves[l] = LeafState {
                 begin,
@@ -458,7 +465,9 @@ impl Grower {
         let rows = Rows::Subset { rows, grad: &self.ordered_grad, hess: &self.ordered_hess };
         let sums = (small_ok.then_some(self.leaves[small].sums), large_ok.then_some(self.leaves[large].sums));
         let (best_small, best_large) = self.scan.scan_children(&mut small_hist, &mut parent_hist, input, rows, sums);
-        for (leaf, hist, ok, best) in [(small, small_hist, small_ok, best_small), (large, parent_hist, large_ok, best_large)] {
+        for (leaf, hist, ok, best) in
+            [(small, small_hist, small_ok, best_small), (large, parent_hist, large_ok, best_large)]
+        {
             if ok {
                 self.leaves[leaf].best = best;
                 self.leaves[leaf].hist = Some(hist);
@@ -470,7 +479,15 @@ impl Grower {
 
     /// Stable partition of `indices[begin..end]`, rows going left first; returns the boundary.
     /// Blocks are split in parallel into scratch, then copied back lefts-then-rights in block order.
-    fn partition(&mut self, begin: usize, end: usize, col: &[u8], bin: u8, nan_bin: Option<u8>, default_left: bool) -> usize {
+    fn partition(
+        &mut self,
+        begin: usize,
+        end: usize,
+        col: &[u8],
+        bin: u8,
+        nan_bin: Option<u8>,
+        default_left: bool,
+    ) -> usize {
         let goes_left = |r: u32| {
             let b = col[r as usize];
             if Some(b) == nan_bin { default_left } else { b <= bin }
@@ -494,7 +511,10 @@ impl Grower {
             lefts
         };
         if len >= 2 * ROW_BLOCK {
-            src.par_chunks(ROW_BLOCK).zip(dst.par_chunks_mut(ROW_BLOCK)).map(split_block).collect_into_vec(&mut self.block_left);
+            src.par_chunks(ROW_BLOCK)
+                .zip(dst.par_chunks_mut(ROW_BLOCK))
+                .map(split_block)
+                .collect_into_vec(&mut self.block_left);
         } else {
             self.block_left.clear();
             self.block_left.push(split_block((src, dst)));
@@ -531,75 +551,34 @@ fn gather(out: &mut Vec<f64>, rows: &[u32], values: &[f64]) {
 /// thread: spawning tasks would cost more than it saves.
 const PARALLEL_MIN_WORK: usize = 1 << 15;
 
-/// Leaves with more rows are histogrammed in chunks of this many rows, one task per (feature,
-/// chunk), so that few features still keep many threads busy. The chunking depends only on the
-/// leaf's size, and chunks are summed in order, so results never depend on the thread count.
-const HIST_CHUNK: usize = 1 << 16;
-
 /// Whether a pass over `rows` rows of the `active` features is worth running in parallel.
 fn worth_parallel(rows: usize, active: &[bool]) -> bool {
     (rows + 2 * MAX_BINS) * active.iter().filter(|&&a| a).count() >= PARALLEL_MIN_WORK
 }
 
-/// For leaves of more than one [`HIST_CHUNK`]: fills `partials[c * F + f]` with feature f's
-/// histogram over chunk c of `rows`, in parallel over (chunk, feature). Returns the chunk count
-/// (1: nothing done, the caller fills histograms directly).
-fn fill_chunks(partials: &mut Vec<FeatureHist>, input: &GrowInput<'_>, rows: Rows<'_>) -> usize {
-    let GrowInput { data, active, cfg, .. } = *input;
-    let chunks = rows.len().div_ceil(HIST_CHUNK);
-    if chunks <= 1 {
-        return 1;
-    }
-    let nf = data.num_features();
-    if partials.len() < chunks * nf {
-        partials.resize(chunks * nf, [BinStats::default(); MAX_BINS]);
-    }
-    partials[..chunks * nf].par_iter_mut().enumerate().for_each(|(i, h)| {
-        let (c, f) = (i / nf, i % nf);
-        if active[f] {
-            let end = ((c + 1) * HIST_CHUNK).min(rows.len());
-            let (part, first_row) = rows.chunk(c * HIST_CHUNK..end);
-            let col = &data.columns[f][first_row..];
-            histogram::fill_feature(h, col, part, cfg.unit_hessian);
-        }
-    });
-    chunks
-}
-
-/// Feature `f`'s histogram over `rows`: summed from its chunk partials when there are several
-/// chunks, else filled directly.
-fn feature_hist(h: &mut FeatureHist, f: usize, partials: &[FeatureHist], chunks: usize, input: &GrowInput<'_>, rows: Rows<'_>) {
-    if chunks > 1 {
-        let nf = input.data.num_features();
-        *h = partials[f];
-        for c in 1..chunks {
-            histogram::add_feature(h, &partials[c * nf + f]);
-        }
-    } else {
-        histogram::fill_feature(h, &input.data.columns[f], rows, input.cfg.unit_hessian);
-    }
-}
-
-/// Reusable per-leaf scan buffers: chunk partial histograms and per-feature best splits.
+/// Reusable per-leaf buffers of per-feature best splits.
 #[derive(Debug, Default)]
 struct ScanBuffers {
-    partials: Vec<FeatureHist>,
     root_splits: Vec<Option<SplitCandidate>>,
     child_splits: Vec<(Option<SplitCandidate>, Option<SplitCandidate>)>,
 }
 
 impl ScanBuffers {
     /// Fills a leaf's histograms over `rows` and returns its best split for totals `sums`: one
-    /// parallel pass over features (after a chunk pass for big leaves).
-    fn scan_leaf(&mut self, hist: &mut LeafHist, input: &GrowInput<'_>, rows: Rows<'_>, sums: BinStats) -> Option<SplitCandidate> {
+    /// parallel pass over features.
+    fn scan_leaf(
+        &mut self,
+        hist: &mut LeafHist,
+        input: &GrowInput<'_>,
+        rows: Rows<'_>,
+        sums: BinStats,
+    ) -> Option<SplitCandidate> {
         let GrowInput { data, active, cfg, .. } = *input;
-        let chunks = fill_chunks(&mut self.partials, input, rows);
-        let partials = &self.partials;
         let task = |(f, h): (usize, &mut FeatureHist)| {
             if !active[f] {
                 return None;
             }
-            feature_hist(h, f, partials, chunks, input, rows);
+            histogram::fill_feature(h, &data.columns[f], rows, cfg.unit_hessian);
             split::best_for_feature(f, h, &data.mappers[f], sums, &cfg.rules)
         };
         if worth_parallel(rows.len(), active) {
@@ -613,7 +592,7 @@ impl ScanBuffers {
 
     /// Builds the smaller child's histograms from `rows`, turns `parent` into the larger child's,
     /// and returns the best split of each child whose totals are given in `sums` (smaller,
-    /// larger; None: may not split): one parallel pass over features (after a chunk pass).
+    /// larger; None: may not split): one parallel pass over features.
     fn scan_children(
         &mut self,
         small: &mut LeafHist,
@@ -623,13 +602,11 @@ impl ScanBuffers {
         sums: (Option<BinStats>, Option<BinStats>),
     ) -> (Option<SplitCandidate>, Option<SplitCandidate>) {
         let GrowInput { data, active, cfg, .. } = *input;
-        let chunks = fill_chunks(&mut self.partials, input, rows);
-        let partials = &self.partials;
         let task = |(f, (s, p)): (usize, (&mut FeatureHist, &mut FeatureHist))| {
             if !active[f] {
                 return (None, None);
             }
-            feature_hist(s, f, partials, chunks, input, rows);
+            histogram::fill_feature(s, &data.columns[f], rows, cfg.unit_hessian);
             histogram::subtract_feature(p, s);
             let best = |h: &FeatureHist, sums: Option<BinStats>| {
                 sums.and_then(|sums| split::best_for_feature(f, h, &data.mappers[f], sums, &cfg.rules))
@@ -637,7 +614,12 @@ impl ScanBuffers {
             (best(s, sums.0), best(p, sums.1))
         };
         if worth_parallel(rows.len(), active) {
-            small.par_iter_mut().zip(parent.par_iter_mut()).enumerate().map(task).collect_into_vec(&mut self.child_splits);
+            small
+                .par_iter_mut()
+                .zip(parent.par_iter_mut())
+                .enumerate()
+                .map(task)
+                .collect_into_vec(&mut self.child_splits);
         } else {
             self.child_splits.clear();
             self.child_splits.extend(small.iter_mut().zip(parent.iter_mut()).enumerate().map(task));
@@ -663,7 +645,15 @@ mod tests {
     }
 
     fn node(threshold: f64, default_left: bool, left: Child, right: Child) -> SplitNode {
-        SplitNode { feature: 0, threshold, default_left, left, right, gain: 1.0, cover: Cover { sum_hessian: 2.0, count: 2 } }
+        SplitNode {
+            feature: 0,
+            threshold,
+            default_left,
+            left,
+            right,
+            gain: 1.0,
+            cover: Cover { sum_hessian: 2.0, count: 2 },
+        }
     }
 
     #[test]
@@ -683,37 +673,6 @@ mod tests {
         assert!(json.contains("\"inf\""));
         let back: Tree = serde_json::from_str(&json).unwrap();
         assert_eq!(back, tree);
-    }
-
-    #[test]
-    fn chunked_histograms_equal_direct_ones() {
-        use crate::gbdt::{Dataset, Params};
-        let n = 2 * HIST_CHUNK + 123;
-        let col: Vec<f64> = (0..n).map(|i| ((i * 7919) % 1000) as f64).collect();
-        let data = Dataset::from_columns(vec!["a".into()], vec![col], vec![0.0; n]).unwrap();
-        let params = Params::default();
-        let binned = BinnedData::build(&data, &params);
-        // Integer gradients: sums are exact in any order, so chunked and direct must be equal.
-        let grad: Vec<f64> = (0..n).map(|i| (i % 13) as f64 - 6.0).collect();
-        let hess = vec![1.0; n];
-        let cfg = GrowConfig {
-            num_leaves: 31,
-            max_depth: None,
-            rules: SplitRules::new(&params),
-            learning_rate: 0.1,
-            unit_hessian: true,
-        };
-        let sums = BinStats { grad: grad.iter().sum(), hess: n as f64, count: n as u32 };
-        let rows: Vec<u32> = (0..n as u32).collect();
-        for set in [Rows::All { grad: &grad, hess: &hess }, Rows::Subset { rows: &rows, grad: &grad, hess: &[] }] {
-            let mut chunked = vec![[BinStats::default(); MAX_BINS]; 1];
-            let input = GrowInput { data: &binned, grad: &grad, hess: &hess, bag: None, active: &[true], cfg: &cfg };
-            let best = ScanBuffers::default().scan_leaf(&mut chunked, &input, set, sums);
-            assert!(best.is_some());
-            let mut direct = [BinStats::default(); MAX_BINS];
-            histogram::fill_feature(&mut direct, &binned.columns[0], set, true);
-            assert_eq!(chunked[0], direct);
-        }
     }
 
     #[test]
