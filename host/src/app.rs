@@ -82,6 +82,7 @@ pub async fn load(opts: &AppOptions, env: &dyn Fn(&str) -> Option<String>) -> Re
         databases: crate::sqlite::open_all(&rc.sqlite).await?,
         stores: crate::key_value::open_all(&rc.key_value).await?,
     });
+    migrate(&services).await?;
     let engine = engine::engine(&opts.limits)?;
     let linker = engine::linker(&engine)?;
     let mut components = BTreeMap::new();
@@ -119,6 +120,25 @@ pub async fn load(opts: &AppOptions, env: &dyn Fn(&str) -> Option<String>) -> Re
         services,
         name: m.manifest.application.name.clone(),
     })
+}
+
+/// Brings every database's schema up to date before the first request (components also migrate on first
+/// use, so the app works under the Spin CLI too).
+async fn migrate(services: &AppServices) -> Result<()> {
+    for (label, db) in &services.databases {
+        let (db, handle, label) = (db.clone(), tokio::runtime::Handle::current(), label.clone());
+        let report = tokio::task::spawn_blocking(move || {
+            let native = crate::native_store::NativeDb::connect(db, handle)?;
+            stockops_core::schema::migrate(&native)
+        })
+        .await
+        .context("migration task failed")?
+        .with_context(|| format!("cannot migrate sqlite database `{label}`"))?;
+        if report.from != report.to {
+            tracing::info!(database = %label, from = report.from, to = report.to, "schema migrated");
+        }
+    }
+    Ok(())
 }
 
 struct Checked {

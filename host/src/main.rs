@@ -8,6 +8,7 @@ mod engine;
 mod key_value;
 mod manifest;
 mod metrics;
+mod native_store;
 mod outbound_http;
 mod router;
 mod runtime_config;
