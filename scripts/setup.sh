@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Sets up a fresh machine: the wasm target, the `stockops` host, the six components, and a .env holding
 # a random API token (the secret variable api_token) when there is none yet.
+#   scripts/setup.sh [--components-only]   (the tests build their own host: `cargo test` builds it with
+#                                           the dev-dependencies' features, a different build from this one)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,8 +18,10 @@ if [ -n "${CARGO_TARGET_DIR:-}" ] && [ "$(realpath -m "$CARGO_TARGET_DIR")" != "
     ln -sfn "$(realpath "$CARGO_TARGET_DIR")" target
 fi
 
-echo "setup: building the host (release)"
-cargo build --release --locked -p stockops
+if [ "${1:-}" != --components-only ]; then
+    echo "setup: building the host (release)"
+    cargo build --release --locked -p stockops
+fi
 echo "setup: building the components (wasm32-wasip2)"
 cargo build --locked --target wasm32-wasip2 --profile wasm \
     -p health -p features -p train-batch -p predict -p alert -p backup

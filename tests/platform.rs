@@ -117,7 +117,7 @@ fn routing_answers_like_spin(kv: Kv) {
     assert_eq!(host.get("/health/extra").status(), 404);
     // Wildcard routes reach their component, root and below: not built yet answers 501, never a fake result.
     for path in
-        ["/api/bars", "/api/bars/AAPL", "/api/models/m/versions/1", "/api/predict", "/api/alerts", "/api/backups"]
+        ["/api/train", "/api/models/m/versions/1", "/api/predict", "/api/experiments", "/api/alerts", "/api/backups"]
     {
         let (status, body) = json(host.get(path));
         assert_eq!((status, body["error"]["code"].as_str()), (501, Some("not_implemented")), "{path}: {body}");

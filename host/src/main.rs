@@ -1,8 +1,10 @@
 //! `stockops`: the native host. `up` serves spin.toml's components over HTTP and runs their cron
-//! schedules on wasmtime; `cron run` fires one component's cron event now.
+//! schedules on wasmtime; `cron run` fires one component's cron event now; `ingest` and `features` are
+//! native bulk jobs on the same stores.
 
 mod app;
 mod bindings;
+mod commands;
 mod cron;
 mod engine;
 mod key_value;
@@ -76,6 +78,10 @@ enum Command {
         #[command(subcommand)]
         command: CronCommand,
     },
+    /// Load bars from CSV files or a Qlib binary directory into the database.
+    Ingest(commands::ingest::IngestArgs),
+    /// Compute a feature set for every symbol into a CSV file.
+    Features(commands::features::FeaturesArgs),
 }
 
 #[derive(Subcommand)]
@@ -170,5 +176,7 @@ async fn run(cli: Cli) -> Result<()> {
             println!("cron event of `{component}` handled");
             Ok(())
         }
+        Command::Ingest(args) => commands::ingest::run(args).await,
+        Command::Features(args) => commands::features::run(args).await,
     }
 }

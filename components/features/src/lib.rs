@@ -6,6 +6,7 @@ pub mod expr;
 pub mod indicators;
 pub mod ingest;
 pub mod qlib_bin;
+pub mod store;
 
 #[cfg(target_arch = "wasm32")]
 mod component;

@@ -7,6 +7,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 
 use super::ops::{Dtype, Kind, OpDef};
+use super::rolling;
 use super::{EvalError, Expr, FieldSource, Param, Precision, Span, Window};
 
 /// Expressions compiled together: each distinct sub-expression (e.g. `Ref($close,1)` across all of
@@ -19,6 +20,38 @@ pub struct Plan {
     reads: Vec<usize>,
     /// The dtype Qlib would store each node's values in.
     types: Vec<Ty>,
+    /// Groups of rolling nodes computed together in one pass (see [`batches`]).
+    batches: Vec<Vec<usize>>,
+    /// Each node's group in `batches`, if it has one.
+    batch_of: Vec<Option<usize>>,
+}
+
+/// Rolling nodes that one pass over their shared operand computes together: `Mean`, `Sum`, `Std`
+/// or `Var` of one operand over several fixed windows, and `Quantile`s of one operand and window.
+fn batches(nodes: &[Node]) -> (Vec<Vec<usize>>, Vec<Option<usize>>) {
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    let mut by_key: HashMap<(&str, usize, Option<Window>), usize> = HashMap::new();
+    for (id, node) in nodes.iter().enumerate() {
+        let Node::Call { op, args, param } = node else { continue };
+        let key = match (op.name, &args[..], param) {
+            ("Mean" | "Sum" | "Std" | "Var", [x], Param::Window(Window::Last(_))) => (op.name, *x, None),
+            ("Quantile", [x], Param::Quantile(w, _)) => (op.name, *x, Some(*w)),
+            _ => continue,
+        };
+        let g = *by_key.entry(key).or_insert_with(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        groups[g].push(id);
+    }
+    groups.retain(|g| g.len() > 1);
+    let mut batch_of = vec![None; nodes.len()];
+    for (g, members) in groups.iter().enumerate() {
+        for &id in members {
+            batch_of[id] = Some(g);
+        }
+    }
+    (groups, batch_of)
 }
 
 /// numpy dtype of a node's values in Qlib.
@@ -101,13 +134,21 @@ impl From<Param> for ParamKey {
 impl Plan {
     /// Compiles `exprs`; evaluation returns one column per expression, in this order.
     pub fn new<'a>(exprs: impl IntoIterator<Item = &'a Expr>) -> Self {
-        let mut plan = Plan { nodes: Vec::new(), outputs: Vec::new(), reads: Vec::new(), types: Vec::new() };
+        let mut plan = Plan {
+            nodes: Vec::new(),
+            outputs: Vec::new(),
+            reads: Vec::new(),
+            types: Vec::new(),
+            batches: Vec::new(),
+            batch_of: Vec::new(),
+        };
         let mut seen = HashMap::new();
         for e in exprs {
             let id = plan.intern(&mut seen, e);
             plan.outputs.push(id);
             plan.reads[id] += 1;
         }
+        (plan.batches, plan.batch_of) = batches(&plan.nodes);
         plan
     }
 
@@ -153,12 +194,39 @@ impl Plan {
         self.nodes.iter().filter_map(|n| if let Node::Field(f) = n { Some(f.as_str()) } else { None }).collect()
     }
 
+    /// The columns of a batch's members, in order, from their shared operand `x`.
+    fn run_batch(&self, members: &[usize], x: &[f64]) -> Vec<Vec<f64>> {
+        let params: Vec<(&str, Param)> = members
+            .iter()
+            .filter_map(
+                |&m| if let Node::Call { op, param, .. } = &self.nodes[m] { Some((op.name, *param)) } else { None },
+            )
+            .collect();
+        let windows: Vec<Window> =
+            params.iter().map(|(_, p)| if let Param::Window(w) = p { *w } else { Window::Expanding }).collect();
+        match params.first() {
+            Some(("Mean", _)) => rolling::means(x, &windows, true),
+            Some(("Sum", _)) => rolling::means(x, &windows, false),
+            Some(("Std", _)) => rolling::stds(x, &windows),
+            Some(("Var", _)) => rolling::vars(x, &windows),
+            Some(("Quantile", Param::Quantile(w, _))) => {
+                let qs: Vec<f64> =
+                    params.iter().map(|(_, p)| if let Param::Quantile(_, q) = p { *q } else { 0.0 }).collect();
+                rolling::quantiles(x, *w, &qs)
+            }
+            // `batches` forms no other group.
+            _ => members.iter().map(|_| vec![f64::NAN; x.len()]).collect(),
+        }
+    }
+
     /// Evaluates every output over one symbol's columns.
     pub fn evaluate(&self, src: &dyn FieldSource, precision: Precision) -> Result<Vec<Vec<f64>>, EvalError> {
         let rows = src.rows();
         let qlib = precision == Precision::QlibF32;
         let mut left = self.reads.clone();
         let mut vals: Vec<Option<Value<'_>>> = Vec::with_capacity(self.nodes.len());
+        // Columns computed ahead by a batch, waiting for their node's turn.
+        let mut ready: Vec<Option<Vec<f64>>> = vec![None; self.nodes.len()];
         for (id, node) in self.nodes.iter().enumerate() {
             let v = match node {
                 Node::Field(name) => {
@@ -175,15 +243,22 @@ impl Plan {
                 Node::Const(c) => Value::Scalar(*c),
                 Node::Call { op, args, param } => {
                     let f32_result = qlib && self.types[id] == Ty::F32;
-                    let mut v = {
-                        let operands: Vec<&Value<'_>> = args.iter().filter_map(|&a| vals[a].as_ref()).collect();
-                        match (op.kind, op.numpy_f32, &operands[..]) {
-                            // numpy's own float32 loop where it differs from the rounded f64 result.
-                            (Kind::Unary(_), Some(f), [x]) if f32_result => {
-                                Value::Owned((0..rows).map(|i| f64::from(f(x.at(i) as f32))).collect())
+                    let operands: Vec<&Value<'_>> = args.iter().filter_map(|&a| vals[a].as_ref()).collect();
+                    let mut v = match (ready[id].take(), self.batch_of[id], op.kind, op.numpy_f32, &operands[..]) {
+                        (Some(col), ..) => Value::Owned(col),
+                        (None, Some(b), _, _, [x]) => {
+                            let members = &self.batches[b];
+                            let mut own = Vec::new();
+                            for (m, col) in members.iter().zip(self.run_batch(members, &x.series(rows))) {
+                                if *m == id { own = col } else { ready[*m] = Some(col) }
                             }
-                            _ => compute(op, *param, &operands, rows),
+                            Value::Owned(own)
                         }
+                        // numpy's own float32 loop where it differs from the rounded f64 result.
+                        (None, _, Kind::Unary(_), Some(f), [x]) if f32_result => {
+                            Value::Owned((0..rows).map(|i| f64::from(f(x.at(i) as f32))).collect())
+                        }
+                        _ => compute(op, *param, &operands, rows),
                     };
                     if f32_result {
                         v.round_f32();
@@ -223,8 +298,13 @@ enum Value<'a> {
 }
 
 impl Value<'_> {
-    fn scalar(&self) -> Option<f64> {
-        if let Value::Scalar(s) = self { Some(*s) } else { None }
+    /// The values of a series operand; `None` for a constant.
+    fn column(&self) -> Option<&[f64]> {
+        match self {
+            Value::Scalar(_) => None,
+            Value::Col(c) => Some(c),
+            Value::Owned(c) => Some(c),
+        }
     }
 
     /// Row `i`, broadcasting constants.
@@ -261,6 +341,22 @@ impl Value<'_> {
     }
 }
 
+/// An element-wise binary operator over two operands, one loop per shape (series or constant).
+fn binary(x: &Value<'_>, y: &Value<'_>, f: impl Fn(f64, f64) -> f64) -> Value<'static> {
+    match (x.column(), y.column()) {
+        (Some(a), Some(b)) => Value::Owned(a.iter().zip(b).map(|(&a, &b)| f(a, b)).collect()),
+        (Some(a), None) => {
+            let q = y.at(0);
+            Value::Owned(a.iter().map(|&a| f(a, q)).collect())
+        }
+        (None, Some(b)) => {
+            let p = x.at(0);
+            Value::Owned(b.iter().map(|&b| f(p, b)).collect())
+        }
+        (None, None) => Value::Scalar(f(x.at(0), y.at(0))),
+    }
+}
+
 /// Runs one operator. The typer guarantees operand count and parameter kind match the operator.
 fn compute(op: &OpDef, param: Param, a: &[&Value<'_>], rows: usize) -> Value<'static> {
     let nan = || Value::Owned(vec![f64::NAN; rows]);
@@ -269,13 +365,17 @@ fn compute(op: &OpDef, param: Param, a: &[&Value<'_>], rows: usize) -> Value<'st
         _ => Window::Expanding,
     };
     match (op.kind, a) {
-        (Kind::Unary(f), [x]) => match x.scalar() {
-            Some(s) => Value::Scalar(f(s)),
-            None => Value::Owned((0..rows).map(|i| f(x.at(i))).collect()),
+        (Kind::Unary(f), [x]) => match x.column() {
+            Some(c) => Value::Owned(c.iter().map(|&v| f(v)).collect()),
+            None => Value::Scalar(f(x.at(0))),
         },
-        (Kind::Binary(f), [x, y]) => match (x.scalar(), y.scalar()) {
-            (Some(p), Some(q)) => Value::Scalar(f(p, q)),
-            _ => Value::Owned((0..rows).map(|i| f(x.at(i), y.at(i))).collect()),
+        (Kind::Binary(f), [x, y]) => match op.name {
+            // Arithmetic inlined so the loops vectorise; the same operation as the registry's entry.
+            "Add" => binary(x, y, |a, b| a + b),
+            "Sub" => binary(x, y, |a, b| a - b),
+            "Mul" => binary(x, y, |a, b| a * b),
+            "Div" => binary(x, y, |a, b| a / b),
+            _ => binary(x, y, f),
         },
         (Kind::Ternary(f), [c, x, y]) => Value::Owned((0..rows).map(|i| f(c.at(i), x.at(i), y.at(i))).collect()),
         (Kind::Lag(f), [x]) => match param {

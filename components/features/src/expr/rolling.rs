@@ -62,6 +62,23 @@ fn slide<A: Accumulator>(x: &[f64], w: Window, mut acc: A) -> Vec<f64> {
     out
 }
 
+/// Several windows of one accumulator in a single pass over `x`: the accumulators' dependency chains
+/// overlap, and each column is exactly what [`slide`] gives for that window.
+fn slide_many<A: Accumulator>(x: &[f64], windows: &[Window], new: impl Fn() -> A) -> Vec<Vec<f64>> {
+    let mut accs: Vec<(usize, A, Vec<f64>)> =
+        windows.iter().map(|w| (w.size(), new(), Vec::with_capacity(x.len()))).collect();
+    for i in 0..x.len() {
+        for (w, acc, out) in &mut accs {
+            if i >= *w {
+                acc.remove(x[i - *w]);
+            }
+            acc.add(x[i]);
+            out.push(acc.value());
+        }
+    }
+    accs.into_iter().map(|(_, _, out)| out).collect()
+}
+
 /// A running window statistic in pandas' add/remove form.
 trait Accumulator {
     /// Takes a row into the window.
@@ -229,6 +246,23 @@ pub fn std(x: &[f64], w: Window) -> Vec<f64> {
     var(x, w).into_iter().map(zsqrt).collect()
 }
 
+/// [`mean`] (or with `mean: false`, [`sum`]) of `x` over several windows in one pass.
+pub fn means(x: &[f64], windows: &[Window], mean: bool) -> Vec<Vec<f64>> {
+    let x = prep(x);
+    slide_many(&x, windows, || KahanSum::new(&x, mean))
+}
+
+/// [`var`] of `x` over several windows in one pass.
+pub fn vars(x: &[f64], windows: &[Window]) -> Vec<Vec<f64>> {
+    let x = prep(x);
+    slide_many(&x, windows, || Welford::new(&x))
+}
+
+/// [`std`] of `x` over several windows in one pass.
+pub fn stds(x: &[f64], windows: &[Window]) -> Vec<Vec<f64>> {
+    vars(x, windows).into_iter().map(|v| v.into_iter().map(zsqrt).collect()).collect()
+}
+
 /// pandas' `zsqrt`: a variance that rounds below zero gives 0, not NaN.
 fn zsqrt(v: f64) -> f64 {
     if v < 0.0 { 0.0 } else { v.sqrt() }
@@ -347,43 +381,80 @@ impl SortedWindow {
         }
     }
 
-    /// Slides over `x`, handing each window to `f` with the row index.
+    /// `insert(new)` then `remove(old)` in one shift of the values between their two positions.
+    fn replace(&mut self, old: f64, new: f64) {
+        let v = &mut self.v;
+        let r = v.partition_point(|&e| e < old);
+        if r >= v.len() {
+            return self.insert(new);
+        }
+        let a = v.partition_point(|&e| e <= new);
+        if a > r {
+            v.copy_within(r + 1..a, r);
+            v[a - 1] = new;
+        } else {
+            v.copy_within(a..r, a + 1);
+            v[a] = new;
+        }
+    }
+
+    /// Slides over `x`, collecting `f` of each window and its row index.
     fn slide(x: &[f64], w: Window, mut f: impl FnMut(&SortedWindow, usize) -> f64) -> Vec<f64> {
+        let mut out = Vec::with_capacity(x.len());
+        Self::walk(x, w, |win, i| out.push(f(win, i)));
+        out
+    }
+
+    /// Slides over `x`, handing each window to `f` with the row index.
+    fn walk(x: &[f64], w: Window, mut f: impl FnMut(&SortedWindow, usize)) {
         let w = w.size();
         let mut win = SortedWindow::default();
-        let mut out = Vec::with_capacity(x.len());
         for i in 0..x.len() {
-            if !x[i].is_nan() {
-                win.insert(x[i]);
+            let leaving = if i >= w { x[i - w] } else { f64::NAN };
+            match (x[i].is_nan(), leaving.is_nan()) {
+                (false, false) => win.replace(leaving, x[i]),
+                (false, true) => win.insert(x[i]),
+                (true, false) => win.remove(leaving),
+                (true, true) => {}
             }
-            if i >= w && !x[i - w].is_nan() {
-                win.remove(x[i - w]);
-            }
-            out.push(f(&win, i));
+            f(&win, i);
         }
-        out
     }
 }
 
 /// Rolling quantile with linear interpolation (pandas `rolling.quantile(q)`).
 pub fn quantile(x: &[f64], w: Window, q: f64) -> Vec<f64> {
     let x = prep(x);
-    SortedWindow::slide(&x, w, |win, _| {
-        let v = &win.v;
-        match v.len() {
-            0 => f64::NAN,
-            1 => v[0],
-            n => {
-                let pos = q * (n - 1) as f64;
-                let lo = pos as usize;
-                if pos == lo as f64 || lo + 1 >= n {
-                    v[lo.min(n - 1)]
-                } else {
-                    v[lo] + (v[lo + 1] - v[lo]) * (pos - lo as f64)
-                }
+    SortedWindow::slide(&x, w, |win, _| quantile_of(&win.v, q))
+}
+
+/// [`quantile`] of `x` over one window for several probabilities, sharing the sorted window.
+pub fn quantiles(x: &[f64], w: Window, qs: &[f64]) -> Vec<Vec<f64>> {
+    let x = prep(x);
+    let mut out: Vec<Vec<f64>> = qs.iter().map(|_| Vec::with_capacity(x.len())).collect();
+    SortedWindow::walk(&x, w, |win, _| {
+        for (col, &q) in out.iter_mut().zip(qs) {
+            col.push(quantile_of(&win.v, q));
+        }
+    });
+    out
+}
+
+/// The `q` quantile of sorted values, interpolated linearly.
+fn quantile_of(v: &[f64], q: f64) -> f64 {
+    match v.len() {
+        0 => f64::NAN,
+        1 => v[0],
+        n => {
+            let pos = q * (n - 1) as f64;
+            let lo = pos as usize;
+            if pos == lo as f64 || lo + 1 >= n {
+                v[lo.min(n - 1)]
+            } else {
+                v[lo] + (v[lo + 1] - v[lo]) * (pos - lo as f64)
             }
         }
-    })
+    }
 }
 
 /// Rolling median (pandas `rolling.median()`: mean of the two middle values for even counts).
@@ -404,17 +475,34 @@ pub fn median(x: &[f64], w: Window) -> Vec<f64> {
 /// ties averaged); NaN where the current value is NaN.
 pub fn rank(x: &[f64], w: Window) -> Vec<f64> {
     let x = prep(x);
-    SortedWindow::slide(&x, w, |win, i| {
-        let cur = x[i];
-        if cur.is_nan() {
-            return f64::NAN;
-        }
-        let hi = win.v.partition_point(|&e| e <= cur) as f64;
-        let lo = win.v.partition_point(|&e| e < cur) as f64 + 1.0;
-        // pandas' own arithmetic for the average of ranks lo..=hi, then / count.
-        let avg = ((hi * (hi + 1.0) / 2.0) - ((lo - 1.0) * lo / 2.0)) / (hi - lo + 1.0);
-        avg / win.v.len() as f64
-    })
+    // pandas' own arithmetic for the average of ranks `below + 1 ..= at_most`, then / count.
+    let pct = |below: usize, at_most: usize, n: usize| {
+        let (hi, lo) = (at_most as f64, below as f64 + 1.0);
+        ((hi * (hi + 1.0) / 2.0) - ((lo - 1.0) * lo / 2.0)) / (hi - lo + 1.0) / n as f64
+    };
+    match w {
+        // Fixed windows: count the raw window directly (NaN compares false), a loop that vectorises.
+        Window::Last(_) => (0..x.len())
+            .map(|i| {
+                let cur = x[i];
+                if cur.is_nan() {
+                    return f64::NAN;
+                }
+                let (below, at_most, n) = x[start(i, w.size())..=i].iter().fold((0, 0, 0), |(b, a, n), &v| {
+                    (b + usize::from(v < cur), a + usize::from(v <= cur), n + usize::from(!v.is_nan()))
+                });
+                pct(below, at_most, n)
+            })
+            .collect(),
+        Window::Expanding => SortedWindow::slide(&x, w, |win, i| {
+            let cur = x[i];
+            if cur.is_nan() {
+                return f64::NAN;
+            }
+            let v = &win.v;
+            pct(v.partition_point(|&e| e < cur), v.partition_point(|&e| e <= cur), v.len())
+        }),
+    }
 }
 
 /// Applies `f` to each raw window (NaN included) that holds at least one finite value, as pandas'
@@ -615,25 +703,64 @@ fn pair_mask(x: &[f64], y: &[f64]) -> Vec<f64> {
         .collect()
 }
 
-/// pandas rolling covariance of the masked series: (E[xy] - E[x]E[y]) * n / (n - 1).
-fn masked_cov(mx: &[f64], my: &[f64], w: Window) -> Vec<f64> {
-    let xy: Vec<f64> = mx.iter().zip(my).map(|(a, b)| a * b).collect();
-    let (m_xy, m_x, m_y) = (mean(&xy, w), mean(mx, w), mean(my, w));
-    // Rows where both sides are present: those where the masked side is not NaN.
-    let n = count(mx, w);
-    (0..mx.len()).map(|i| (m_xy[i] - m_x[i] * m_y[i]) * (n[i] / (n[i] - 1.0))).collect()
+/// The product column of the masked series, with pandas' inf-to-NaN step of `mean(x * y)`.
+fn masked_product(a: f64, b: f64) -> f64 {
+    let v = a * b;
+    if v.is_infinite() { f64::NAN } else { v }
+}
+
+/// Rolling moments of the masked series in one pass: the covariance, pandas' (E[xy] - E[x]E[y]) *
+/// n / (n - 1), and with `with_var` both variances. Each statistic has its own accumulator, fed
+/// exactly as `mean`/`var` would feed it, so the results are theirs bit for bit.
+fn masked_moments(mx: &[f64], my: &[f64], w: Window, with_var: bool) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let len = mx.len();
+    let xy = |i: usize| masked_product(mx[i], my[i]);
+    let first_xy = if len > 0 { xy(0) } else { f64::NAN };
+    let (mut m_xy, mut m_x, mut m_y) =
+        (KahanSum::new(&[first_xy], true), KahanSum::new(mx, true), KahanSum::new(my, true));
+    let (mut v_x, mut v_y) = (Welford::new(mx), Welford::new(my));
+    let (mut cov, mut vx, mut vy) = (Vec::with_capacity(len), Vec::new(), Vec::new());
+    if with_var {
+        vx.reserve(len);
+        vy.reserve(len);
+    }
+    let w = w.size();
+    for i in 0..len {
+        if i >= w {
+            let j = i - w;
+            m_xy.remove(xy(j));
+            m_x.remove(mx[j]);
+            m_y.remove(my[j]);
+            if with_var {
+                v_x.remove(mx[j]);
+                v_y.remove(my[j]);
+            }
+        }
+        m_xy.add(xy(i));
+        m_x.add(mx[i]);
+        m_y.add(my[i]);
+        // Rows where both sides are present: those where the masked side is not NaN.
+        let n = m_x.nobs as f64;
+        cov.push((m_xy.value() - m_x.value() * m_y.value()) * (n / (n - 1.0)));
+        if with_var {
+            v_x.add(mx[i]);
+            v_y.add(my[i]);
+            vx.push(v_x.value());
+            vy.push(v_y.value());
+        }
+    }
+    (cov, vx, vy)
 }
 
 /// Rolling sample covariance of two series over their common non-NaN rows.
 pub fn cov(x: &[f64], y: &[f64], w: Window) -> Vec<f64> {
-    masked_cov(&pair_mask(x, y), &pair_mask(y, x), w)
+    masked_moments(&pair_mask(x, y), &pair_mask(y, x), w, false).0
 }
 
 /// Rolling Pearson correlation; Qlib blanks windows where either input's std is within 2e-5 of zero.
 pub fn corr(x: &[f64], y: &[f64], w: Window) -> Vec<f64> {
     let (mx, my) = (pair_mask(x, y), pair_mask(y, x));
-    let cov = masked_cov(&mx, &my, w);
-    let (vx, vy) = (var(&mx, w), var(&my, w));
+    let (cov, vx, vy) = masked_moments(&mx, &my, w, true);
     let mut out: Vec<f64> = (0..cov.len()).map(|i| cov[i] / (vx[i] * vy[i]).sqrt()).collect();
     // Qlib tests the std of each unmasked input; when masking changed nothing it is the one at hand.
     for (side, masked, v) in [(x, &mx, &vx), (y, &my, &vy)] {

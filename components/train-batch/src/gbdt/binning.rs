@@ -46,6 +46,11 @@ impl BinMapper {
         self.upper_bounds.len()
     }
 
+    /// Number of bins, the NaN bin included: every row's bin is below it.
+    pub(crate) fn num_bins(&self) -> usize {
+        self.upper_bounds.len() + usize::from(self.has_nan_bin)
+    }
+
     /// The NaN bin, if the feature had NaN in training.
     pub(crate) fn nan_bin(&self) -> Option<u8> {
         self.has_nan_bin.then_some(self.upper_bounds.len() as u8)

@@ -370,7 +370,7 @@ impl<'a> Session<'a> {
             bag_rng: Rng::new(params.seed, Stream::Bagging),
             feature_rng: Rng::new(params.seed, Stream::Features),
             active: vec![false; binned.num_features()],
-            grower: Grower::default(),
+            grower: Grower::new(binned, unit_hessian),
             cfg: GrowConfig {
                 num_leaves: params.num_leaves,
                 max_depth: usize::try_from(params.max_depth).ok().filter(|&d| d > 0),

@@ -2,8 +2,6 @@
 //! a leaf's rows. Each feature's histogram is filled in row order by one task, so the sums are the
 //! same on any number of threads.
 
-use super::binning::MAX_BINS;
-
 /// Sums of one bin (or of a whole leaf).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub(crate) struct BinStats {
@@ -24,11 +22,87 @@ impl BinStats {
     }
 }
 
-/// One feature's histogram: a fixed 256 bins, so a `u8` bin indexes it without bounds checks.
-pub(crate) type FeatureHist = [BinStats; MAX_BINS];
+/// Where each feature's histogram lies in a leaf's buffer, sized to the feature's real bin count.
+/// A bin is a few f64 slots: (grad, count) when every hessian is 1 (the hessian sum is then the
+/// count), else (grad, hess, count); counts are whole numbers, exact in f64. For L2 that is 16 bytes
+/// a bin, as LightGBM's (grad, hess) pairs.
+#[derive(Debug, Clone)]
+pub(crate) struct HistLayout {
+    /// Slot offset of each feature's histogram, and the total length last.
+    offsets: Vec<usize>,
+    unit_hessian: bool,
+}
 
-/// One leaf's histograms, one per feature, contiguous.
-pub(crate) type LeafHist = Vec<FeatureHist>;
+impl HistLayout {
+    /// The layout for features of `bins` bins each.
+    pub(crate) fn new(bins: impl Iterator<Item = usize>, unit_hessian: bool) -> Self {
+        let slots = if unit_hessian { 2 } else { 3 };
+        let mut offsets = vec![0];
+        for b in bins {
+            offsets.push(offsets[offsets.len() - 1] + b * slots);
+        }
+        HistLayout { offsets, unit_hessian }
+    }
+
+    /// Slots of one leaf's histograms.
+    pub(crate) fn len(&self) -> usize {
+        self.offsets.last().copied().unwrap_or(0)
+    }
+
+    /// A leaf buffer of [`len`](Self::len) slots cut into one histogram per feature.
+    pub(crate) fn split_mut<'a>(&self, mut buf: &'a mut [f64]) -> Vec<&'a mut [f64]> {
+        let mut parts = Vec::with_capacity(self.offsets.len().saturating_sub(1));
+        for w in self.offsets.windows(2) {
+            let (head, tail) = std::mem::take(&mut buf).split_at_mut(w[1] - w[0]);
+            parts.push(head);
+            buf = tail;
+        }
+        parts
+    }
+
+    /// A read view of one feature's histogram (a part from [`split_mut`](Self::split_mut)).
+    pub(crate) fn view<'a>(&self, slots: &'a [f64]) -> FeatureHist<'a> {
+        FeatureHist { slots, unit_hessian: self.unit_hessian }
+    }
+}
+
+/// One feature's histogram, read bin by bin.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FeatureHist<'a> {
+    slots: &'a [f64],
+    unit_hessian: bool,
+}
+
+impl FeatureHist<'_> {
+    /// The sums of bin `b`.
+    pub(crate) fn bin(&self, b: usize) -> BinStats {
+        if self.unit_hessian {
+            stats::<2>(&self.slots.as_chunks::<2>().0[b])
+        } else {
+            stats::<3>(&self.slots.as_chunks::<3>().0[b])
+        }
+    }
+
+    /// Calls `f` with the index and sums of each of the first `n` bins, in order.
+    #[inline(always)]
+    pub(crate) fn for_each_bin(&self, n: usize, mut f: impl FnMut(usize, BinStats)) {
+        if self.unit_hessian {
+            self.slots.as_chunks::<2>().0.iter().take(n).enumerate().for_each(|(b, c)| f(b, stats(c)));
+        } else {
+            self.slots.as_chunks::<3>().0.iter().take(n).enumerate().for_each(|(b, c)| f(b, stats(c)));
+        }
+    }
+}
+
+/// A bin's sums from its slots, (grad, count) or (grad, hess, count): the hessian sum is the
+/// second slot either way.
+#[inline(always)]
+fn stats<const N: usize>(c: &[f64; N]) -> BinStats {
+    BinStats { grad: c[0], hess: c[1], count: c[N - 1] as u32 }
+}
+
+/// One leaf's histograms: every feature's, contiguous, as [`HistLayout`] places them.
+pub(crate) type LeafHist = Vec<f64>;
 
 /// The rows a histogram is built over and their gradients.
 #[derive(Clone, Copy)]
@@ -49,54 +123,43 @@ impl Rows<'_> {
     }
 }
 
-/// Fills one feature's histogram over `rows`, summed in row order (so the same on any thread
-/// count). With `unit_hessian` the hessians (all 1) are not summed: a bin's hessian is its count.
-pub(crate) fn fill_feature(h: &mut FeatureHist, col: &[u8], rows: Rows<'_>, unit_hessian: bool) {
-    h.fill(BinStats::default());
-    match (rows, unit_hessian) {
-        (Rows::All { grad, .. }, true) => {
-            for (&b, &g) in col.iter().zip(grad) {
-                let e = &mut h[usize::from(b)];
-                e.grad += g;
-                e.count += 1;
-            }
-        }
-        (Rows::All { grad, hess }, false) => {
-            for ((&b, &g), &hs) in col.iter().zip(grad).zip(hess) {
-                let e = &mut h[usize::from(b)];
-                e.grad += g;
-                e.hess += hs;
-                e.count += 1;
-            }
-        }
-        (Rows::Subset { rows, grad, .. }, true) => {
-            for (&r, &g) in rows.iter().zip(grad) {
-                let e = &mut h[usize::from(col[r as usize])];
-                e.grad += g;
-                e.count += 1;
-            }
-        }
-        (Rows::Subset { rows, grad, hess }, false) => {
-            for ((&r, &g), &hs) in rows.iter().zip(grad).zip(hess) {
-                let e = &mut h[usize::from(col[r as usize])];
-                e.grad += g;
-                e.hess += hs;
-                e.count += 1;
-            }
-        }
-    }
+/// Fills one feature's histogram (laid out as [`HistLayout`] says) over `rows`, summed in row order
+/// (so the same on any thread count). With `unit_hessian` the hessians (all 1) are not summed.
+pub(crate) fn fill_feature(h: &mut [f64], col: &[u8], rows: Rows<'_>, unit_hessian: bool) {
+    h.fill(0.0);
     if unit_hessian {
-        for e in h.iter_mut() {
-            e.hess = f64::from(e.count);
+        let h = h.as_chunks_mut::<2>().0;
+        let mut add = |b: u8, g: f64| {
+            let e = &mut h[usize::from(b)];
+            e[0] += g;
+            e[1] += 1.0;
+        };
+        match rows {
+            Rows::All { grad, .. } => col.iter().zip(grad).for_each(|(&b, &g)| add(b, g)),
+            Rows::Subset { rows, grad, .. } => rows.iter().zip(grad).for_each(|(&r, &g)| add(col[r as usize], g)),
+        }
+    } else {
+        let h = h.as_chunks_mut::<3>().0;
+        let mut add = |b: u8, g: f64, hs: f64| {
+            let e = &mut h[usize::from(b)];
+            e[0] += g;
+            e[1] += hs;
+            e[2] += 1.0;
+        };
+        match rows {
+            Rows::All { grad, hess } => col.iter().zip(grad).zip(hess).for_each(|((&b, &g), &hs)| add(b, g, hs)),
+            Rows::Subset { rows, grad, hess } => {
+                rows.iter().zip(grad).zip(hess).for_each(|((&r, &g), &hs)| add(col[r as usize], g, hs))
+            }
         }
     }
 }
 
 /// Turns a parent's histogram of one feature into its larger child's by subtracting the smaller
 /// child's (the subtraction trick: only the smaller child is ever built from rows).
-pub(crate) fn subtract_feature(parent: &mut FeatureHist, smaller: &FeatureHist) {
-    for (p, s) in parent.iter_mut().zip(smaller.iter()) {
-        *p = p.sub(*s);
+pub(crate) fn subtract_feature(parent: &mut [f64], smaller: &[f64]) {
+    for (p, s) in parent.iter_mut().zip(smaller) {
+        *p -= s;
     }
 }
 
@@ -107,9 +170,9 @@ pub(crate) struct HistogramPool {
 }
 
 impl HistogramPool {
-    /// A histogram for `num_features` features (contents unspecified: `build` clears what it fills).
-    pub(crate) fn take(&mut self, num_features: usize) -> LeafHist {
-        self.free.pop().unwrap_or_else(|| vec![[BinStats::default(); MAX_BINS]; num_features])
+    /// A histogram buffer of `len` slots (contents unspecified: `fill_feature` clears what it fills).
+    pub(crate) fn take(&mut self, len: usize) -> LeafHist {
+        self.free.pop().unwrap_or_else(|| vec![0.0; len])
     }
 
     /// Returns a histogram for reuse.
@@ -127,27 +190,35 @@ mod tests {
         let col = [0u8, 1, 1, 2, 0, 2];
         let grad = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
         let hess = [0.5; 6];
+        let layout = HistLayout::new([3].into_iter(), false);
         let mut pool = HistogramPool::default();
-        let mut all = pool.take(1);
-        fill_feature(&mut all[0], &col, Rows::All { grad: &grad, hess: &hess }, false);
-        assert_eq!(all[0][1], BinStats { grad: 5.0, hess: 1.0, count: 2 });
+        let mut all = pool.take(layout.len());
+        fill_feature(&mut all, &col, Rows::All { grad: &grad, hess: &hess }, false);
+        assert_eq!(layout.view(&all).bin(1), BinStats { grad: 5.0, hess: 1.0, count: 2 });
 
         let rows = [1u32, 4];
         let (g, h) = ([2.0, 5.0], [0.5, 0.5]);
-        let mut small = pool.take(1);
-        fill_feature(&mut small[0], &col, Rows::Subset { rows: &rows, grad: &g, hess: &h }, false);
-        subtract_feature(&mut all[0], &small[0]);
+        let mut small = pool.take(layout.len());
+        fill_feature(&mut small, &col, Rows::Subset { rows: &rows, grad: &g, hess: &h }, false);
+        subtract_feature(&mut all, &small);
         // Rows 0, 2, 3, 5 remain.
-        assert_eq!(all[0][0], BinStats { grad: 1.0, hess: 0.5, count: 1 });
-        assert_eq!(all[0][1], BinStats { grad: 3.0, hess: 0.5, count: 1 });
-        assert_eq!(all[0][2], BinStats { grad: 10.0, hess: 1.0, count: 2 });
+        let v = layout.view(&all);
+        assert_eq!(v.bin(0), BinStats { grad: 1.0, hess: 0.5, count: 1 });
+        assert_eq!(v.bin(1), BinStats { grad: 3.0, hess: 0.5, count: 1 });
+        assert_eq!(v.bin(2), BinStats { grad: 10.0, hess: 1.0, count: 2 });
     }
 
     #[test]
-    fn unit_hessian_counts_rows() {
-        let mut h = [BinStats::default(); MAX_BINS];
-        fill_feature(&mut h, &[2, 2, 5], Rows::All { grad: &[1.0, 1.0, -1.0], hess: &[] }, true);
-        assert_eq!(h[2], BinStats { grad: 2.0, hess: 2.0, count: 2 });
-        assert_eq!(h[5].hess, 1.0);
+    fn unit_hessian_counts_rows_and_layout_uses_real_bins() {
+        let layout = HistLayout::new([2, 6].into_iter(), true);
+        assert_eq!(layout.len(), 16);
+        let mut buf = vec![f64::NAN; layout.len()];
+        let mut parts = layout.split_mut(&mut buf);
+        assert_eq!((parts[0].len(), parts[1].len()), (4, 12));
+        fill_feature(parts[1], &[2, 2, 5], Rows::All { grad: &[1.0, 1.0, -1.0], hess: &[] }, true);
+        let v = layout.view(&buf[4..]);
+        assert_eq!(v.bin(2), BinStats { grad: 2.0, hess: 2.0, count: 2 });
+        assert_eq!(v.bin(5).hess, 1.0);
+        assert_eq!(v.bin(0), BinStats::default());
     }
 }

@@ -84,7 +84,7 @@ pub(crate) fn pick_best(candidates: impl Iterator<Item = Option<SplitCandidate>>
 /// NaN where 0.0 goes (LightGBM's rule), so its default direction is `0.0 <= threshold`.
 pub(crate) fn best_for_feature(
     feature: usize,
-    h: &FeatureHist,
+    h: FeatureHist<'_>,
     mapper: &BinMapper,
     parent: BinStats,
     rules: &SplitRules,
@@ -92,7 +92,7 @@ pub(crate) fn best_for_feature(
     let parent_gain = rules.leaf_gain(parent);
     let mut best_gain = parent_gain + rules.min_gain_to_split;
     let mut best: Option<(u8, bool, BinStats)> = None;
-    let nan = mapper.nan_bin().map(|b| h[usize::from(b)]);
+    let nan = mapper.nan_bin().map(|b| h.bin(usize::from(b)));
     let mut consider = |t: usize, nan_left: bool, left: BinStats| {
         let right = parent.sub(left);
         if !rules.child_ok(left) || !rules.child_ok(right) {
@@ -105,7 +105,7 @@ pub(crate) fn best_for_feature(
         }
     };
     let mut acc = BinStats::default();
-    for (t, &bin) in h.iter().enumerate().take(mapper.value_bins().saturating_sub(1)) {
+    h.for_each_bin(mapper.value_bins().saturating_sub(1), |t, bin| {
         acc = acc.add(bin);
         match nan {
             Some(n) => {
@@ -114,7 +114,7 @@ pub(crate) fn best_for_feature(
             }
             None => consider(t, false, acc),
         }
-    }
+    });
     if let Some(n) = nan.filter(|n| n.count > 0) {
         consider(mapper.value_bins() - 1, false, parent.sub(n));
     }

@@ -2,14 +2,14 @@
 //!
 //! Growth keeps one array of the bagged row indices; each leaf owns a contiguous range of it, which
 //! a split partitions in place (stable). Only the smaller child's histogram is built from rows; the
-//! larger one is the parent's minus it. Histograms come from a pool, so nothing is allocated per node.
+//! larger one is the parent's minus it. Histograms come from a pool, so no histogram is allocated per node.
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::binning::{BinnedData, MAX_BINS};
-use super::histogram::{self, BinStats, FeatureHist, HistogramPool, LeafHist, Rows};
+use super::histogram::{self, BinStats, HistLayout, HistogramPool, LeafHist, Rows};
 use super::split::{self, SplitCandidate, SplitRules};
 
 /// A child of a split node: another split node or a leaf, by index.
@@ -283,8 +283,9 @@ struct LeafState {
 const ROW_BLOCK: usize = 1 << 14;
 
 /// Reusable buffers for growing trees over one binned training set.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Grower {
+    layout: HistLayout,
     indices: Vec<u32>,
     scratch: Vec<u32>,
     /// Rows going left in each block of a parallel partition.
@@ -297,6 +298,21 @@ pub(crate) struct Grower {
 }
 
 impl Grower {
+    /// Buffers for `data`, with histograms laid out for its bins.
+    pub(crate) fn new(data: &BinnedData, unit_hessian: bool) -> Self {
+        Grower {
+            layout: HistLayout::new(data.mappers.iter().map(|m| m.num_bins()), unit_hessian),
+            indices: Vec::new(),
+            scratch: Vec::new(),
+            block_left: Vec::new(),
+            ordered_grad: Vec::new(),
+            ordered_hess: Vec::new(),
+            pool: HistogramPool::default(),
+            leaves: Vec::new(),
+            scan: ScanBuffers::default(),
+        }
+    }
+
     /// Rows (in-bag) of leaf `leaf` of the tree just grown.
     pub(crate) fn leaf_rows(&self, leaf: usize) -> &[u32] {
         let l = &self.leaves[leaf];
@@ -339,7 +355,7 @@ impl Grower {
             best: None,
         });
         if self.splittable(0, cfg) {
-            let mut h = self.pool.take(data.num_features());
+            let mut h = self.pool.take(self.layout.len());
             let rows = if bag.is_none() {
                 Rows::All { grad, hess }
             } else {
@@ -349,7 +365,7 @@ impl Grower {
                 }
                 Rows::Subset { rows: &self.indices, grad: &self.ordered_grad, hess: &self.ordered_hess }
             };
-            self.leaves[0].best = self.scan.scan_leaf(&mut h, input, rows, root_sums);
+            self.leaves[0].best = self.scan.scan_leaf(&self.layout, &mut h, input, rows, root_sums);
             self.leaves[0].hist = Some(h);
         }
 
@@ -445,7 +461,7 @@ impl Grower {
     /// Builds the smaller child's histograms, derives the larger's from the parent's, and finds
     /// the best split of each child that may split.
     fn prepare_children(&mut self, left: usize, right: usize, mut parent_hist: LeafHist, input: &GrowInput<'_>) {
-        let GrowInput { data, grad, hess, cfg, .. } = *input;
+        let GrowInput { grad, hess, cfg, .. } = *input;
         let (left_ok, right_ok) = (self.splittable(left, cfg), self.splittable(right, cfg));
         if !left_ok && !right_ok {
             self.pool.give(parent_hist);
@@ -455,7 +471,7 @@ impl Grower {
         let right_rows = self.leaves[right].end - self.leaves[right].begin;
         let (small, large, small_ok, large_ok) =
             if left_rows <= right_rows { (left, right, left_ok, right_ok) } else { (right, left, right_ok, left_ok) };
-        let mut small_hist = self.pool.take(data.num_features());
+        let mut small_hist = self.pool.take(self.layout.len());
         let rows = &self.indices[self.leaves[small].begin..self.leaves[small].end];
         // Ordered gradients: gathered once per leaf, then read sequentially by every feature.
         gather(&mut self.ordered_grad, rows, grad);
@@ -464,7 +480,8 @@ impl Grower {
         }
         let rows = Rows::Subset { rows, grad: &self.ordered_grad, hess: &self.ordered_hess };
         let sums = (small_ok.then_some(self.leaves[small].sums), large_ok.then_some(self.leaves[large].sums));
-        let (best_small, best_large) = self.scan.scan_children(&mut small_hist, &mut parent_hist, input, rows, sums);
+        let (best_small, best_large) =
+            self.scan.scan_children(&self.layout, &mut small_hist, &mut parent_hist, input, rows, sums);
         for (leaf, hist, ok, best) in
             [(small, small_hist, small_ok, best_small), (large, parent_hist, large_ok, best_large)]
         {
@@ -568,24 +585,26 @@ impl ScanBuffers {
     /// parallel pass over features.
     fn scan_leaf(
         &mut self,
+        layout: &HistLayout,
         hist: &mut LeafHist,
         input: &GrowInput<'_>,
         rows: Rows<'_>,
         sums: BinStats,
     ) -> Option<SplitCandidate> {
         let GrowInput { data, active, cfg, .. } = *input;
-        let task = |(f, h): (usize, &mut FeatureHist)| {
+        let task = |(f, h): (usize, &mut [f64])| {
             if !active[f] {
                 return None;
             }
             histogram::fill_feature(h, &data.columns[f], rows, cfg.unit_hessian);
-            split::best_for_feature(f, h, &data.mappers[f], sums, &cfg.rules)
+            split::best_for_feature(f, layout.view(h), &data.mappers[f], sums, &cfg.rules)
         };
+        let parts = layout.split_mut(hist);
         if worth_parallel(rows.len(), active) {
-            hist.par_iter_mut().enumerate().map(task).collect_into_vec(&mut self.root_splits);
+            parts.into_par_iter().enumerate().map(task).collect_into_vec(&mut self.root_splits);
         } else {
             self.root_splits.clear();
-            self.root_splits.extend(hist.iter_mut().enumerate().map(task));
+            self.root_splits.extend(parts.into_iter().enumerate().map(task));
         }
         split::pick_best(self.root_splits.iter().copied())
     }
@@ -595,6 +614,7 @@ impl ScanBuffers {
     /// larger; None: may not split): one parallel pass over features.
     fn scan_children(
         &mut self,
+        layout: &HistLayout,
         small: &mut LeafHist,
         parent: &mut LeafHist,
         input: &GrowInput<'_>,
@@ -602,27 +622,28 @@ impl ScanBuffers {
         sums: (Option<BinStats>, Option<BinStats>),
     ) -> (Option<SplitCandidate>, Option<SplitCandidate>) {
         let GrowInput { data, active, cfg, .. } = *input;
-        let task = |(f, (s, p)): (usize, (&mut FeatureHist, &mut FeatureHist))| {
+        let task = |(f, (s, p)): (usize, (&mut [f64], &mut [f64]))| {
             if !active[f] {
                 return (None, None);
             }
             histogram::fill_feature(s, &data.columns[f], rows, cfg.unit_hessian);
             histogram::subtract_feature(p, s);
-            let best = |h: &FeatureHist, sums: Option<BinStats>| {
-                sums.and_then(|sums| split::best_for_feature(f, h, &data.mappers[f], sums, &cfg.rules))
+            let best = |h: &[f64], sums: Option<BinStats>| {
+                sums.and_then(|sums| split::best_for_feature(f, layout.view(h), &data.mappers[f], sums, &cfg.rules))
             };
             (best(s, sums.0), best(p, sums.1))
         };
+        let (small, parent) = (layout.split_mut(small), layout.split_mut(parent));
         if worth_parallel(rows.len(), active) {
             small
-                .par_iter_mut()
-                .zip(parent.par_iter_mut())
+                .into_par_iter()
+                .zip(parent.into_par_iter())
                 .enumerate()
                 .map(task)
                 .collect_into_vec(&mut self.child_splits);
         } else {
             self.child_splits.clear();
-            self.child_splits.extend(small.iter_mut().zip(parent.iter_mut()).enumerate().map(task));
+            self.child_splits.extend(small.into_iter().zip(parent).enumerate().map(task));
         }
         (
             split::pick_best(self.child_splits.iter().map(|c| c.0)),
