@@ -22,7 +22,6 @@ pub fn respond(result: Result<Response, ApiError>) -> Response {
     result.unwrap_or_else(|e| error(&e))
 }
 
-
 /// Checks `Authorization: Bearer <api_token>` in constant time; 401 when missing or wrong,
 /// 500 when the app has no token configured (writes are never open by accident).
 pub fn require_auth(req: &Request) -> Result<(), ApiError> {
