@@ -243,12 +243,21 @@ fn a_missing_required_variable_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = dir.path().join("spin.toml");
     std::fs::copy(support::root().join("spin.toml"), &manifest).unwrap();
-    let out = std::process::Command::new(support::stockops_bin())
-        .args(["up", "--manifest"])
+    // Bounded: were the token found after all, `up` would serve forever instead of refusing.
+    let mut child = std::process::Command::new(support::stockops_bin())
+        .args(["up", "--listen", "127.0.0.1:0", "--manifest"])
         .arg(&manifest)
         .env_remove("SPIN_VARIABLE_API_TOKEN")
-        .output()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
+    let exited = eventually(Duration::from_secs(30), || child.try_wait().unwrap());
+    if exited.is_none() {
+        let _ = child.kill();
+        panic!("stockops up started without the required api_token");
+    }
+    let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains("variable `api_token` is required: set SPIN_VARIABLE_API_TOKEN"), "{stderr}");
