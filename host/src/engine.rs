@@ -43,12 +43,17 @@ pub fn engine(limits: &EngineLimits) -> Result<Engine> {
     Engine::new(&cfg).map_err(anyhow::Error::from).context("cannot create the wasmtime engine")
 }
 
-/// Advances the engine's epoch forever (run as a background task).
-pub async fn tick_epochs(engine: Engine) {
-    let mut interval = tokio::time::interval(EPOCH_TICK);
-    loop {
-        interval.tick().await;
-        engine.increment_epoch();
+/// Advances the engine's epoch forever on a thread of its own, so time limits hold even when every
+/// runtime worker is busy running guests.
+pub fn tick_epochs(engine: Engine) {
+    let spawned = std::thread::Builder::new().name("epoch-ticker".into()).spawn(move || {
+        loop {
+            std::thread::sleep(EPOCH_TICK);
+            engine.increment_epoch();
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::error!("cannot start the epoch ticker: time limits will not be enforced: {e}");
     }
 }
 

@@ -146,7 +146,7 @@ async fn run(cli: Cli) -> Result<()> {
             let loaded = Arc::new(app::load(&app.options(), &env_var).await?);
             let listener = server::bind(&listen).await?;
             let addr = listener.local_addr().context("no local address")?;
-            tokio::spawn(engine::tick_epochs(loaded.engine.clone()));
+            engine::tick_epochs(loaded.engine.clone());
             let recorder = Arc::new(metrics::Recorder::new());
             let metrics_store = loaded.services.stores.get("default").cloned().context("no default key-value store")?;
             {
@@ -171,7 +171,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Cron { command: CronCommand::Run { component, app } } => {
             let timeout = Duration::from_secs(app.timeout_secs);
             let loaded = app::load(&app.options(), &env_var).await?;
-            tokio::spawn(engine::tick_epochs(loaded.engine.clone()));
+            engine::tick_epochs(loaded.engine.clone());
             cron::run_once(&loaded, &component, timeout).await?;
             println!("cron event of `{component}` handled");
             Ok(())
