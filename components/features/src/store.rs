@@ -148,6 +148,26 @@ fn bar_at(rows: &Rows, i: usize, symbol: &str) -> Result<Bar, StoreError> {
     })
 }
 
+/// The date of `symbol`'s last bar up to `to` (all bars when None) and how many bars that is; None when
+/// there is no such bar.
+fn extent(db: &impl Database, symbol: &str, to: Option<NaiveDate>) -> Result<Option<(NaiveDate, usize)>, StoreError> {
+    let to = to.map_or_else(|| "9999-12-31".to_string(), |d| d.to_string());
+    let rows = db.execute(
+        "SELECT max(date) AS last, count(*) AS n FROM bars WHERE symbol = ? AND date <= ?",
+        &[symbol.into(), to.into()],
+    )?;
+    let Some(text) = rows.text(0, "last") else {
+        return Ok(None);
+    };
+    let last = NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| StoreError::Corrupt {
+        symbol: symbol.to_string(),
+        row: 0,
+        what: "last date is not YYYY-MM-DD".into(),
+    })?;
+    let count = rows.i64(0, "n").and_then(|n| usize::try_from(n).ok()).unwrap_or(0);
+    Ok(Some((last, count)))
+}
+
 /// Whether the table holds any bar of `symbol`.
 pub fn has_symbol(db: &impl Database, symbol: &str) -> Result<bool, StorageError> {
     let rows = db.execute("SELECT 1 AS x FROM bars WHERE symbol = ? LIMIT 1", &[symbol.into()])?;
@@ -543,8 +563,9 @@ pub fn features(
     to: Option<NaiveDate>,
     policy: CachePolicy,
 ) -> Result<Option<Computed>, StoreError> {
-    let bars = load_series(db, symbol, to)?;
-    let Some(&last_bar) = bars.dates.last() else {
+    // The cache key needs only the last bar's date (and the count to check the entry): the history
+    // itself is read only when the matrix has to be computed.
+    let Some((last_bar, count)) = extent(db, symbol, to)? else {
         return Ok(None);
     };
     let key = cache_key(symbol, set, last_bar);
@@ -552,10 +573,11 @@ pub fn features(
         && let Some(bytes) = kv.get(&key)?
         && let Some((expires_at, matrix)) = FeatureMatrix::decode(&bytes)
         && expires_at > policy.now
-        && matrix.dates.len() == bars.len()
+        && matrix.dates.len() == count
     {
         return Ok(Some(Computed { matrix, last_bar, cache_hit: true }));
     }
+    let bars = load_series(db, symbol, to)?;
     let matrix = set.compute(&bars)?;
     kv.set(&key, &matrix.encode(policy.now.saturating_add(policy.ttl_secs)))?;
     Ok(Some(Computed { matrix, last_bar, cache_hit: false }))
