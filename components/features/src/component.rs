@@ -2,13 +2,12 @@
 //! user-defined feature sets (`/api/features/sets/{name}`), and a cron job that refreshes the feature
 //! cache. Storage and feature logic live in [`crate::store`]; this module only speaks HTTP.
 
-use chrono::NaiveDate;
 use serde::Serialize;
 use serde_json::json;
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
 use stockops_core::spin_backend::SpinKv;
-use stockops_core::spin_http::{database, json, require_auth, respond};
+use stockops_core::spin_http::{Query, database, json, require_auth, require_read_auth, respond};
 use stockops_core::{ApiError, Bar};
 
 use crate::ingest::{self, IngestError};
@@ -29,20 +28,20 @@ fn route(req: &Request) -> Result<Response, ApiError> {
     let allowed: &[&str] = match segments[..] {
         ["api", "bars"] => match method {
             Method::Post => return post_bars(req),
-            Method::Get => return with_read_auth(req, list_bars),
+            Method::Get => return read(req, list_bars),
             _ => &["GET", "POST"],
         },
         ["api", "bars", symbol] => match method {
-            Method::Get => return with_read_auth(req, |r| get_bars(r, symbol)),
+            Method::Get => return read(req, |r| get_bars(r, symbol)),
             _ => &["GET"],
         },
         ["api", "features", "sets", name] => match method {
             Method::Put => return put_set(req, name),
-            Method::Get => return with_read_auth(req, |_| get_set(name)),
+            Method::Get => return read(req, |_| get_set(name)),
             _ => &["GET", "PUT"],
         },
         ["api", "features", symbol] if symbol != "sets" => match method {
-            Method::Get => return with_read_auth(req, |r| get_features(r, symbol)),
+            Method::Get => return read(req, |r| get_features(r, symbol)),
             _ => &["GET"],
         },
         _ => return Err(ApiError::not_found(format!("no such path: {path}"))),
@@ -50,14 +49,9 @@ fn route(req: &Request) -> Result<Response, ApiError> {
     Err(ApiError::method_not_allowed(&method.to_string(), &path, allowed))
 }
 
-/// Runs a read handler, first checking the token when `require_auth_for_reads` is true.
-fn with_read_auth(
-    req: &Request,
-    handler: impl FnOnce(&Request) -> Result<Response, ApiError>,
-) -> Result<Response, ApiError> {
-    if spin_sdk::variables::get("require_auth_for_reads").is_ok_and(|v| v.trim().eq_ignore_ascii_case("true")) {
-        require_auth(req)?;
-    }
+/// Runs a read handler behind the app's read-auth policy.
+fn read(req: &Request, handler: impl FnOnce(&Request) -> Result<Response, ApiError>) -> Result<Response, ApiError> {
+    require_read_auth(req)?;
     handler(req)
 }
 
@@ -227,58 +221,6 @@ fn policy(refresh: bool) -> CachePolicy {
         .unwrap_or(DEFAULT_TTL_SECS);
     let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0);
     CachePolicy { now, ttl_secs, refresh }
-}
-
-/// A request's query parameters (`a=1&b=2`, percent-decoded).
-struct Query(Vec<(String, String)>);
-
-impl Query {
-    fn parse(query: &str) -> Self {
-        let pairs = query.split('&').filter(|p| !p.is_empty()).map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (decode(k), decode(v))
-        });
-        Query(pairs.collect())
-    }
-
-    /// The first non-empty value of `name`.
-    fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(k, v)| k == name && !v.is_empty()).map(|(_, v)| v.as_str())
-    }
-
-    /// A `YYYY-MM-DD` parameter; 400 when present but malformed.
-    fn date(&self, name: &str) -> Result<Option<NaiveDate>, ApiError> {
-        self.get(name)
-            .map(|v| {
-                NaiveDate::parse_from_str(v, "%Y-%m-%d")
-                    .map_err(|_| ApiError::bad_request("bad_query", format!("{name}={v:?} is not a YYYY-MM-DD date")))
-            })
-            .transpose()
-    }
-}
-
-/// Percent-decoding with `+` as a space; malformed escapes stay as written.
-fn decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                match bytes.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok()) {
-                    Some(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Cron: recomputes and caches the default sets at every symbol's newest bar, then drops expired entries.
