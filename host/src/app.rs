@@ -71,10 +71,7 @@ pub struct App {
 pub async fn load(opts: &AppOptions, env: &dyn Fn(&str) -> Option<String>) -> Result<App> {
     let m = manifest::load(&opts.manifest)?;
     let app_dir = m.app_dir().to_path_buf();
-    let rc = match &opts.runtime_config {
-        Some(p) => RuntimeConfig::load(p, &app_dir)?,
-        None => RuntimeConfig::defaults(&app_dir),
-    };
+    let rc = RuntimeConfig::load_or_defaults(opts.runtime_config.as_deref(), &app_dir)?;
     let variables = crate::variables::resolve(&m, env)?;
     let checked = check(&m, &rc, &app_dir)?;
 

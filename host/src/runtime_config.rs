@@ -81,8 +81,16 @@ enum RawKv {
 }
 
 impl RuntimeConfig {
+    /// The runtime config file when one is given, else Spin's defaults for an app in `app_dir`.
+    pub fn load_or_defaults(path: Option<&Path>, app_dir: &Path) -> Result<Self> {
+        match path {
+            Some(p) => Self::load(p, app_dir),
+            None => Ok(Self::defaults(app_dir)),
+        }
+    }
+
     /// Spin's defaults for an app in `app_dir` with no runtime config: `default` database and store under `.spin/`.
-    pub fn defaults(app_dir: &Path) -> Self {
+    fn defaults(app_dir: &Path) -> Self {
         let mut c = RuntimeConfig::default();
         c.fill_defaults(&app_dir.join(".spin"));
         c

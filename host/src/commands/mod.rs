@@ -35,10 +35,7 @@ impl StoreArgs {
     /// Opens the `default` database and store the runtime config names, and migrates the schema.
     pub async fn open(&self) -> Result<Stores> {
         let app_dir = self.manifest.parent().map(PathBuf::from).unwrap_or_default();
-        let rc = match &self.runtime_config {
-            Some(p) => RuntimeConfig::load(p, &app_dir)?,
-            None => RuntimeConfig::defaults(&app_dir),
-        };
+        let rc = RuntimeConfig::load_or_defaults(self.runtime_config.as_deref(), &app_dir)?;
         let db = crate::sqlite::open_all(&rc.sqlite).await?.remove("default");
         let kv = crate::key_value::open_all(&rc.key_value).await?.remove("default");
         let stores = Stores {
