@@ -23,8 +23,15 @@ if [ "${1:-}" != --components-only ]; then
     cargo build --release --locked -p stockops
 fi
 echo "setup: building the components (wasm32-wasip2)"
-cargo build --locked --target wasm32-wasip2 --profile wasm \
-    -p health -p features -p train-batch -p predict -p alert -p backup
+# One build per component: built together, cargo would unify the `component` feature of the component
+# crates that others link as libraries, and their Spin exports would clash. Those crates are rlibs and
+# become components through `cargo rustc --crate-type cdylib`, as in spin.toml's build commands.
+for c in health alert backup; do
+    cargo build --locked --target wasm32-wasip2 --profile wasm -p "$c"
+done
+for c in features train-batch predict; do
+    cargo rustc --locked --target wasm32-wasip2 --profile wasm -p "$c" --crate-type cdylib
+done
 # A test-only component that traps on purpose (the end-to-end tests check the host survives it).
 cargo build --locked --target wasm32-wasip2 --profile wasm -p trap-component
 

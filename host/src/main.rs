@@ -82,6 +82,8 @@ enum Command {
     Ingest(commands::ingest::IngestArgs),
     /// Compute a feature set for every symbol into a CSV file.
     Features(commands::features::FeaturesArgs),
+    /// Train a model from a job file (TOML) on all cores into the registry.
+    Train(commands::train::TrainArgs),
 }
 
 #[derive(Subcommand)]
@@ -178,5 +180,6 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Ingest(args) => commands::ingest::run(args).await,
         Command::Features(args) => commands::features::run(args).await,
+        Command::Train(args) => commands::train::run(args).await,
     }
 }

@@ -15,11 +15,12 @@ pub struct Migration {
 }
 
 /// Every migration, in order. `LATEST` is the last one's version.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "platform: bars, registry, jobs, backups",
-    statements: &[
-        "CREATE TABLE IF NOT EXISTS bars (
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "platform: bars, registry, jobs, backups",
+        statements: &[
+            "CREATE TABLE IF NOT EXISTS bars (
             symbol TEXT NOT NULL,
             date TEXT NOT NULL,
             open REAL NOT NULL,
@@ -31,22 +32,22 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             factor REAL,
             PRIMARY KEY (symbol, date)
         ) WITHOUT ROWID",
-        "CREATE INDEX IF NOT EXISTS bars_date ON bars (date)",
-        "CREATE TABLE IF NOT EXISTS model_versions (
+            "CREATE INDEX IF NOT EXISTS bars_date ON bars (date)",
+            "CREATE TABLE IF NOT EXISTS model_versions (
             name TEXT NOT NULL,
             version INTEGER NOT NULL,
             status TEXT NOT NULL CHECK (status IN ('training', 'ready', 'failed')),
             created_at TEXT NOT NULL,
             PRIMARY KEY (name, version)
         )",
-        "CREATE TABLE IF NOT EXISTS model_aliases (
+            "CREATE TABLE IF NOT EXISTS model_aliases (
             name TEXT NOT NULL,
             alias TEXT NOT NULL,
             version INTEGER NOT NULL,
             updated_at TEXT NOT NULL,
             PRIMARY KEY (name, alias)
         )",
-        "CREATE TABLE IF NOT EXISTS train_jobs (
+            "CREATE TABLE IF NOT EXISTS train_jobs (
             id TEXT PRIMARY KEY,
             model_name TEXT NOT NULL,
             status TEXT NOT NULL CHECK (status IN ('queued', 'running', 'succeeded', 'failed')),
@@ -54,18 +55,62 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             finished_at TEXT,
             error TEXT
         )",
-        "CREATE TABLE IF NOT EXISTS backups (
+            "CREATE TABLE IF NOT EXISTS backups (
             id TEXT PRIMARY KEY,
             created_at TEXT NOT NULL,
             status TEXT NOT NULL CHECK (status IN ('writing', 'verified', 'failed')),
             size_bytes INTEGER,
             sha256 TEXT
         )",
-    ],
-}];
+        ],
+    },
+    Migration {
+        version: 2,
+        name: "registry: version cards, chunked artifacts, alias audit, job specs",
+        statements: &[
+            // What a version is: filled while status = 'training', complete once 'ready'.
+            "ALTER TABLE model_versions ADD COLUMN job_id TEXT",
+            "ALTER TABLE model_versions ADD COLUMN feature_set TEXT",
+            "ALTER TABLE model_versions ADD COLUMN feature_set_version TEXT",
+            "ALTER TABLE model_versions ADD COLUMN data_from TEXT",
+            "ALTER TABLE model_versions ADD COLUMN data_to TEXT",
+            "ALTER TABLE model_versions ADD COLUMN params TEXT",
+            "ALTER TABLE model_versions ADD COLUMN metrics TEXT",
+            "ALTER TABLE model_versions ADD COLUMN card TEXT",
+            "ALTER TABLE model_versions ADD COLUMN artifact_sha256 TEXT",
+            "ALTER TABLE model_versions ADD COLUMN artifact_size INTEGER",
+            "ALTER TABLE model_versions ADD COLUMN finished_at TEXT",
+            "ALTER TABLE model_versions ADD COLUMN error TEXT",
+            // Artifacts of a version by kind ('onnx' is the source of truth; 'plan' and 'booster' derive from
+            // it or from the same training run), split in chunks so no single value grows without bound.
+            "CREATE TABLE IF NOT EXISTS model_artifacts (
+            name TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            chunk INTEGER NOT NULL,
+            data BLOB NOT NULL,
+            PRIMARY KEY (name, version, kind, chunk)
+        )",
+            "CREATE TABLE IF NOT EXISTS model_alias_audit (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            name TEXT NOT NULL,
+            alias TEXT NOT NULL,
+            from_version INTEGER,
+            to_version INTEGER NOT NULL,
+            actor TEXT NOT NULL,
+            reason TEXT,
+            at TEXT NOT NULL
+        )",
+            "ALTER TABLE train_jobs ADD COLUMN spec TEXT",
+            "ALTER TABLE train_jobs ADD COLUMN version INTEGER",
+            "ALTER TABLE train_jobs ADD COLUMN result TEXT",
+            "ALTER TABLE train_jobs ADD COLUMN trigger TEXT",
+        ],
+    },
+];
 
 /// The schema version this build expects.
-pub const LATEST: i64 = 1;
+pub const LATEST: i64 = 2;
 
 const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
     version INTEGER PRIMARY KEY,

@@ -8,5 +8,5 @@ pub mod ingest;
 pub mod qlib_bin;
 pub mod store;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "component"))]
 mod component;

@@ -14,7 +14,7 @@ mod histogram;
 mod importance;
 mod objective;
 mod params;
-mod rng;
+pub(crate) mod rng;
 mod split;
 mod tree;
 
@@ -22,5 +22,5 @@ pub use booster::{Booster, ModelError, RoundEval, StopReason, TrainError, TrainI
 pub use dataset::{Dataset, DatasetError};
 pub use importance::FeatureImportance;
 pub use objective::Objective;
-pub use params::{ParamError, Params};
+pub use params::{ParamError, Params, canonical_name};
 pub use tree::{Child, Cover, Leaf, SplitNode, Tree, TreeError};

@@ -193,6 +193,11 @@ const NAMES: &[(&str, &str)] = &[
     ("verbose", "verbosity"),
 ];
 
+/// The canonical LightGBM name of a parameter name or alias (`n_estimators` → `num_boost_round`).
+pub fn canonical_name(given: &str) -> Option<&'static str> {
+    NAMES.iter().find(|(alias, _)| *alias == given).map(|&(_, name)| name)
+}
+
 impl Params {
     /// Reads parameters from a map of LightGBM names or aliases; absent ones keep their defaults.
     pub fn from_map(map: &Map<String, Value>) -> Result<Self, ParamError> {

@@ -10,6 +10,8 @@ pub(crate) enum Stream {
     Bagging = 2,
     /// Features kept by `feature_fraction`.
     Features = 3,
+    /// Hyper-parameter samples of a search.
+    Search = 4,
 }
 
 /// SplitMix64 generator (Steele, Lea & Flood 2014): fast, well mixed, 64-bit state.
