@@ -107,10 +107,41 @@ pub const MIGRATIONS: &[Migration] = &[
             "ALTER TABLE train_jobs ADD COLUMN trigger TEXT",
         ],
     },
+    Migration {
+        version: 3,
+        name: "serving: prediction log, champion/challenger experiments",
+        statements: &[
+            "CREATE TABLE IF NOT EXISTS predictions (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                at TEXT NOT NULL,
+                model TEXT NOT NULL,
+                version INTEGER NOT NULL,
+                variant TEXT NOT NULL,
+                experiment TEXT,
+                symbol TEXT,
+                date TEXT,
+                features_sha256 TEXT NOT NULL,
+                score REAL NOT NULL,
+                latency_us INTEGER NOT NULL
+            )",
+            "CREATE INDEX IF NOT EXISTS predictions_experiment ON predictions (experiment, variant, symbol, date)",
+            "CREATE INDEX IF NOT EXISTS predictions_model_date ON predictions (model, date)",
+            // At most one experiment per model: it splits that model's traffic between two aliases.
+            "CREATE TABLE IF NOT EXISTS experiments (
+                name TEXT PRIMARY KEY,
+                model TEXT NOT NULL UNIQUE,
+                champion_alias TEXT NOT NULL,
+                challenger_alias TEXT NOT NULL,
+                challenger_share REAL NOT NULL CHECK (challenger_share >= 0 AND challenger_share <= 1),
+                created_at TEXT NOT NULL,
+                updated_at TEXT NOT NULL
+            )",
+        ],
+    },
 ];
 
 /// The schema version this build expects.
-pub const LATEST: i64 = 2;
+pub const LATEST: i64 = 3;
 
 const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
     version INTEGER PRIMARY KEY,

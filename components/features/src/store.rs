@@ -583,6 +583,38 @@ pub fn features(
     Ok(Some(Computed { matrix, last_bar, cache_hit: false }))
 }
 
+/// `set` on one date of `symbol` (the row the predict component scores), cached on its own so a request
+/// reads one row rather than the symbol's whole matrix; dropped with the symbol's other entries when its bars
+/// change. None when the symbol has no bar on `date`.
+pub fn features_on(
+    db: &impl Database,
+    kv: &impl KeyValue,
+    set: &NamedSet,
+    symbol: &str,
+    date: NaiveDate,
+    policy: CachePolicy,
+) -> Result<Option<Vec<f64>>, StoreError> {
+    let key = format!("{CACHE_PREFIX}{symbol}/{}/{}/row-{date}", set.name(), set.version());
+    let row = |m: &FeatureMatrix| m.columns.iter().map(|c| c[0]).collect::<Vec<f64>>();
+    if !policy.refresh
+        && let Some(bytes) = kv.get(&key)?
+        && let Some((expires_at, matrix)) = FeatureMatrix::decode(&bytes)
+        && expires_at > policy.now
+        && matrix.dates == [date]
+    {
+        return Ok(Some(row(&matrix)));
+    }
+    let Some(computed) = features(db, kv, set, symbol, Some(date), policy)? else {
+        return Ok(None);
+    };
+    if computed.last_bar != date {
+        return Ok(None);
+    }
+    let one = computed.matrix.slice(Some(date), Some(date));
+    kv.set(&key, &one.encode(policy.now.saturating_add(policy.ttl_secs)))?;
+    Ok(Some(row(&one)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,721 @@
+//! Serving, over the storage seam: resolve which model version answers (an alias, or an experiment's sticky
+//! champion/challenger split), load it in its pre-planned form, read each symbol's feature row from the
+//! store, score, rank, explain with TreeSHAP, and log every prediction.
+//!
+//! Loading cost: Spin builds a fresh instance per request, so nothing survives between requests. Parsing the
+//! ONNX artifact and planning it through tract costs far more than scoring, so the compact [`Plan`] built
+//! from the ONNX artifact (the source of truth) is cached in the key-value store under the artifact's
+//! sha256; a cache miss rebuilds it. Graphs that are not a single tree ensemble or linear regressor run
+//! through tract on every request.
+
+use std::time::Instant;
+
+use chrono::NaiveDate;
+use features::store::{self, CachePolicy, NamedSet};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use stockops_core::{ApiError, Database, KeyValue, SqlValue, StorageError, now_rfc3339};
+use train_batch::gbdt::Booster;
+use train_batch::job::BOOSTER;
+use train_batch::registry::{self, ONNX};
+
+use crate::ab::{self, Variant};
+use crate::model::{Plan, TractModel};
+use crate::shap::{Explainer, FeatureContribution, top_k};
+
+/// Key-value prefix of cached plans.
+pub const PLAN_PREFIX: &str = "predict/plan/";
+
+/// How long computed feature rows stay cached (a new bar or re-ingest drops them sooner).
+pub const FEATURE_TTL_SECS: u64 = 86_400;
+
+/// Most symbols or rows one request may score.
+pub const MAX_ROWS: usize = 5_000;
+
+/// A request to score: symbols on a date (features from the store) or raw feature rows.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PredictRequest {
+    /// Registry model name; default: the model whose `champion` alias moved last.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Alias to serve when the model has no experiment (default `champion`).
+    #[serde(default)]
+    pub alias: Option<String>,
+    /// Symbols to score; empty with no `rows` means every symbol with a bar on the date.
+    #[serde(default)]
+    pub symbols: Vec<String>,
+    /// Date of the features; default: the newest bar date in the store.
+    #[serde(default)]
+    pub date: Option<NaiveDate>,
+    /// Raw rows instead of symbols: `{"symbol"?: ..., "features": {name: value} | [values]}`.
+    #[serde(default)]
+    pub rows: Vec<RawRow>,
+    /// Add TreeSHAP contributions.
+    #[serde(default)]
+    pub explain: bool,
+    /// How many contributions to return per prediction (by |contribution|).
+    #[serde(default)]
+    pub top: Option<usize>,
+    /// Score rows with undefined features (the model's learned NaN directions) instead of refusing them.
+    #[serde(default)]
+    pub allow_missing: bool,
+    /// Sticky assignment key for experiments (default: the symbol).
+    #[serde(default)]
+    pub client: Option<String>,
+}
+
+/// One raw feature row.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRow {
+    /// Optional label for the row.
+    #[serde(default)]
+    pub symbol: Option<String>,
+    /// Values by feature name, or in the model's feature order.
+    pub features: Value,
+}
+
+/// One scored row.
+#[derive(Debug, Clone, Serialize)]
+pub struct Prediction {
+    /// Symbol (or the raw row's label).
+    pub symbol: Option<String>,
+    /// Feature date.
+    pub date: Option<NaiveDate>,
+    /// The model's score.
+    pub score: f64,
+    /// 1 = highest score among the answered rows.
+    pub rank: usize,
+    /// Share of answered rows scoring at or below this one.
+    pub percentile: f64,
+    /// Model version that scored it.
+    pub version: i64,
+    /// Alias or experiment variant that chose the version.
+    pub variant: String,
+    /// TreeSHAP, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<ExplanationOut>,
+}
+
+/// TreeSHAP in an answer.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExplanationOut {
+    /// Expected model output over the training data (the base of the contributions).
+    pub expected_value: f64,
+    /// Contributions by |value|, largest first.
+    pub top: Vec<FeatureContribution>,
+}
+
+/// The answer to a predict request.
+#[derive(Debug, Clone, Serialize)]
+pub struct PredictAnswer {
+    /// Model name.
+    pub model: String,
+    /// Feature date (None for raw rows).
+    pub date: Option<NaiveDate>,
+    /// The experiment that split traffic, if any.
+    pub experiment: Option<String>,
+    /// Scored rows, by rank.
+    pub predictions: Vec<Prediction>,
+    /// Symbols of the universe left out, with why (only when no symbols were named).
+    pub skipped: Vec<Skipped>,
+    /// Time spent in each phase, microseconds.
+    pub timing_us: Timing,
+}
+
+/// A symbol left out of a universe request.
+#[derive(Debug, Clone, Serialize)]
+pub struct Skipped {
+    /// Symbol.
+    pub symbol: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// The in-component breakdown of a request.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Timing {
+    /// Resolving aliases and loading model plans.
+    pub model_load: u64,
+    /// Reading (or computing) feature rows.
+    pub features: u64,
+    /// Scoring.
+    pub scoring: u64,
+    /// TreeSHAP.
+    pub explain: u64,
+    /// Writing the prediction log.
+    pub log: u64,
+}
+
+/// A model version ready to score.
+pub struct LoadedModel {
+    /// Version number.
+    pub version: i64,
+    /// Feature names in input order.
+    pub feature_names: Vec<String>,
+    /// Feature set the version was trained on (None for imported models with no set).
+    pub feature_set: Option<String>,
+    scorer: Scorer,
+    artifact_sha256: String,
+}
+
+enum Scorer {
+    Plan(Plan),
+    Tract(TractModel),
+}
+
+impl LoadedModel {
+    /// Scores row-major f64 rows (cast to f32, as ONNX takes them).
+    pub fn score(&self, rows: &[f64]) -> Result<Vec<f64>, ApiError> {
+        let input: Vec<f32> = rows.iter().map(|&x| x as f32).collect();
+        let out = match &self.scorer {
+            Scorer::Plan(p) => p.predict(&input).map_err(|e| ApiError::internal(format!("scoring: {e}")))?,
+            Scorer::Tract(t) => t
+                .predict(&input, self.feature_names.len())
+                .map_err(|e| ApiError::internal(format!("scoring with tract: {e:#}")))?,
+        };
+        Ok(out.into_iter().map(f64::from).collect())
+    }
+}
+
+/// Loads `name` v`version`: its card from the registry, its plan from the cache or built from the ONNX artifact.
+pub fn load_model(db: &impl Database, kv: &impl KeyValue, name: &str, version: i64) -> Result<LoadedModel, ApiError> {
+    let record = registry::get_version(db, name, version)?;
+    if record.status != "ready" {
+        return Err(ApiError::not_found(format!("model {name} v{version} is not ready ({})", record.status)));
+    }
+    let sha = record.artifact_sha256.clone().unwrap_or_default();
+    let feature_names: Vec<String> = record.card["feature_names"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    let key = format!("{PLAN_PREFIX}{sha}");
+    let cached = kv.get(&key)?.and_then(|b| Plan::from_bytes(&b).ok());
+    let scorer = match cached {
+        Some(plan) => Scorer::Plan(plan),
+        None => {
+            let onnx = registry::read_artifact(db, name, version, ONNX)?;
+            match Plan::from_onnx(&onnx) {
+                Ok(plan) => {
+                    kv.set(&key, &plan.to_bytes())?;
+                    Scorer::Plan(plan)
+                }
+                // Not a single ensemble or linear node: run the graph through tract.
+                Err(_) => Scorer::Tract(
+                    TractModel::load_with_features(&onnx, feature_names.len())
+                        .map_err(|e| ApiError::internal(format!("loading {name} v{version} with tract: {e:#}")))?,
+                ),
+            }
+        }
+    };
+    Ok(LoadedModel { version, feature_names, feature_set: record.feature_set, scorer, artifact_sha256: sha })
+}
+
+/// The model whose `champion` alias moved most recently.
+pub fn default_model(db: &impl Database) -> Result<String, ApiError> {
+    let rows =
+        db.execute("SELECT name FROM model_aliases WHERE alias = 'champion' ORDER BY updated_at DESC LIMIT 1", &[])?;
+    rows.text(0, "name").map(str::to_string).ok_or_else(|| {
+        ApiError::not_found("no model has a champion: train one and PUT /api/models/{name}/aliases/champion")
+    })
+}
+
+/// An experiment: a model's traffic split between two aliases.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Experiment {
+    /// Experiment name.
+    pub name: String,
+    /// Model whose traffic it splits.
+    pub model: String,
+    /// Alias serving the champion share.
+    pub champion_alias: String,
+    /// Alias serving the challenger share.
+    pub challenger_alias: String,
+    /// Share of keys sent to the challenger, in [0, 1].
+    pub challenger_share: f64,
+}
+
+/// The model's experiment, if one is defined.
+pub fn experiment_of(db: &impl Database, model: &str) -> Result<Option<Experiment>, StorageError> {
+    let rows = db.execute(
+        "SELECT name, model, champion_alias, challenger_alias, challenger_share FROM experiments WHERE model = ?",
+        &[model.into()],
+    )?;
+    Ok(experiment_at(&rows, 0))
+}
+
+fn experiment_at(rows: &stockops_core::Rows, i: usize) -> Option<Experiment> {
+    Some(Experiment {
+        name: rows.text(i, "name")?.to_string(),
+        model: rows.text(i, "model")?.to_string(),
+        champion_alias: rows.text(i, "champion_alias")?.to_string(),
+        challenger_alias: rows.text(i, "challenger_alias")?.to_string(),
+        challenger_share: rows.f64(i, "challenger_share")?,
+    })
+}
+
+/// Every experiment, by name.
+pub fn list_experiments(db: &impl Database) -> Result<Vec<Experiment>, StorageError> {
+    let rows = db.execute(
+        "SELECT name, model, champion_alias, challenger_alias, challenger_share FROM experiments ORDER BY name",
+        &[],
+    )?;
+    Ok((0..rows.rows.len()).filter_map(|i| experiment_at(&rows, i)).collect())
+}
+
+/// Creates or replaces an experiment (one per model).
+pub fn put_experiment(db: &impl Database, e: &Experiment) -> Result<(), ApiError> {
+    registry::check_model_name(&e.model)?;
+    registry::check_alias(&e.champion_alias)?;
+    registry::check_alias(&e.challenger_alias)?;
+    if !(0.0..=1.0).contains(&e.challenger_share) {
+        return Err(ApiError::bad_request("invalid", "challenger_share must be between 0 and 1"));
+    }
+    if e.champion_alias == e.challenger_alias {
+        return Err(ApiError::bad_request("invalid", "champion_alias and challenger_alias must differ"));
+    }
+    let now = now_rfc3339();
+    db.transaction(|tx| {
+        tx.execute(
+            "DELETE FROM experiments WHERE model = ? AND name <> ?",
+            &[e.model.clone().into(), e.name.clone().into()],
+        )?;
+        tx.execute(
+            "INSERT INTO experiments (name, model, champion_alias, challenger_alias, challenger_share, created_at, \
+             updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET model = excluded.model, \
+             champion_alias = excluded.champion_alias, challenger_alias = excluded.challenger_alias, \
+             challenger_share = excluded.challenger_share, updated_at = excluded.updated_at",
+            &[
+                e.name.clone().into(),
+                e.model.clone().into(),
+                e.champion_alias.clone().into(),
+                e.challenger_alias.clone().into(),
+                e.challenger_share.into(),
+                now.clone().into(),
+                now.into(),
+            ],
+        )?;
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// A row to score and where it came from.
+struct Pending {
+    symbol: Option<String>,
+    date: Option<NaiveDate>,
+    values: Vec<f64>,
+    variant: String,
+    version: i64,
+}
+
+/// Serves one request: resolve versions, read features, score, rank, explain, log.
+pub fn predict(
+    db: &impl Database,
+    kv: &impl KeyValue,
+    req: &PredictRequest,
+    now_unix: u64,
+) -> Result<PredictAnswer, ApiError> {
+    let started = Instant::now();
+    let mut timing = Timing::default();
+    let model = match &req.model {
+        Some(m) => m.clone(),
+        None => default_model(db)?,
+    };
+    let experiment = experiment_of(db, &model)?;
+    let alias = req.alias.clone().unwrap_or_else(|| "champion".into());
+    // Which alias answers for a key: the experiment's sticky split, else the requested alias.
+    let choose = |key: &str| -> Result<String, ApiError> {
+        match &experiment {
+            Some(e) => {
+                match ab::assign(&e.name, key, e.challenger_share).map_err(|err| ApiError::internal(err.to_string()))? {
+                    Variant::Champion => Ok(e.champion_alias.clone()),
+                    Variant::Challenger => Ok(e.challenger_alias.clone()),
+                }
+            }
+            None => Ok(alias.clone()),
+        }
+    };
+    let mut versions = Versions::default();
+
+    let mut pending: Vec<Pending> = Vec::new();
+    let mut skipped = Vec::new();
+    let mut date = None;
+    if !req.rows.is_empty() {
+        if !req.symbols.is_empty() {
+            return Err(ApiError::bad_request("invalid", "give either symbols or rows, not both"));
+        }
+        if req.rows.len() > MAX_ROWS {
+            return Err(ApiError::bad_request("too_many_rows", format!("at most {MAX_ROWS} rows per request")));
+        }
+        for (i, row) in req.rows.iter().enumerate() {
+            let key = req.client.clone().or_else(|| row.symbol.clone()).unwrap_or_else(|| i.to_string());
+            let variant = choose(&key)?;
+            let loaded = versions.get(db, kv, &model, &variant, &mut timing)?;
+            let values = raw_values(&loaded.feature_names, &row.features, i)?;
+            check_missing(&loaded.feature_names, &values, req.allow_missing, || format!("rows[{i}]"))?;
+            let version = loaded.version;
+            pending.push(Pending { symbol: row.symbol.clone(), date: None, values, variant, version });
+        }
+    } else {
+        let d = match req.date {
+            Some(d) => d,
+            None => store::newest_date(db)?.ok_or_else(|| ApiError::new(422, "no_data", "no bars are stored"))?,
+        };
+        date = Some(d);
+        let universe = req.symbols.is_empty();
+        let symbols: Vec<String> =
+            if universe { symbols_on(db, d)? } else { req.symbols.iter().map(|s| s.to_uppercase()).collect() };
+        if symbols.len() > MAX_ROWS {
+            return Err(ApiError::bad_request("too_many_rows", format!("at most {MAX_ROWS} symbols per request")));
+        }
+        let policy = CachePolicy { now: now_unix, ttl_secs: FEATURE_TTL_SECS, refresh: false };
+        let mut problems = Vec::new();
+        let mut sets: Vec<(String, NamedSet)> = Vec::new();
+        for symbol in symbols {
+            let variant = choose(req.client.as_deref().unwrap_or(&symbol))?;
+            let loaded = versions.get(db, kv, &model, &variant, &mut timing)?;
+            let set_name = loaded.feature_set.clone().ok_or_else(|| {
+                ApiError::new(422, "no_feature_set", format!("model {model} has no feature set: send raw rows"))
+            })?;
+            if !sets.iter().any(|(n, _)| *n == set_name) {
+                let set = match NamedSet::builtin(&set_name) {
+                    Some(s) => s,
+                    None => {
+                        store::resolve_set(kv, &set_name).map_err(|e| ApiError::internal(e.to_string()))?.ok_or_else(
+                            || ApiError::new(422, "no_feature_set", format!("feature set {set_name} is not defined")),
+                        )?
+                    }
+                };
+                sets.push((set_name.clone(), set));
+            }
+            let set = &sets.iter().find(|(n, _)| *n == set_name).expect("just added").1;
+            let (names, version) = (loaded.feature_names.clone(), loaded.version);
+            let t = Instant::now();
+            let row =
+                store::features_on(db, kv, set, &symbol, d, policy).map_err(|e| ApiError::internal(e.to_string()))?;
+            timing.features += t.elapsed().as_micros() as u64;
+            let Some(values) = row else {
+                let why = format!("{symbol} has no bar on {d}");
+                if universe {
+                    skipped.push(Skipped { symbol, reason: why })
+                } else {
+                    problems.push(why)
+                }
+                continue;
+            };
+            if let Err(e) = check_missing(&names, &values, req.allow_missing, || format!("{symbol} on {d}")) {
+                if universe {
+                    skipped.push(Skipped { symbol, reason: e.message });
+                } else {
+                    problems.push(e.message);
+                }
+                continue;
+            }
+            pending.push(Pending { symbol: Some(symbol), date: Some(d), values, variant, version });
+        }
+        if !problems.is_empty() {
+            return Err(ApiError::new(422, "missing_features", problems.join("; ")));
+        }
+    }
+
+    // Score per model version, then rank across everything answered.
+    let t = Instant::now();
+    let mut scores = vec![0.0; pending.len()];
+    for (variant, loaded) in &versions.loaded {
+        let idx: Vec<usize> = (0..pending.len()).filter(|&i| pending[i].variant == *variant).collect();
+        let rows: Vec<f64> = idx.iter().flat_map(|&i| pending[i].values.iter().copied()).collect();
+        for (&i, s) in idx.iter().zip(loaded.score(&rows)?) {
+            scores[i] = s;
+        }
+    }
+    timing.scoring = t.elapsed().as_micros() as u64;
+
+    let mut explanations: Vec<Option<ExplanationOut>> = vec![None; pending.len()];
+    if req.explain {
+        let t = Instant::now();
+        let k = req.top.unwrap_or(10);
+        for (variant, loaded) in &versions.loaded {
+            let idx: Vec<usize> = (0..pending.len()).filter(|&i| pending[i].variant == *variant).collect();
+            if idx.is_empty() {
+                continue;
+            }
+            let booster = load_booster(db, &model, loaded)?;
+            let mut explainer = Explainer::new(&booster);
+            for &i in &idx {
+                let e = explainer.explain(&pending[i].values);
+                explanations[i] = Some(ExplanationOut {
+                    expected_value: e.expected_value,
+                    top: top_k(&e, booster.feature_names(), &pending[i].values, k),
+                });
+            }
+        }
+        timing.explain = t.elapsed().as_micros() as u64;
+    }
+
+    let n = pending.len();
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    let mut predictions: Vec<Prediction> = Vec::with_capacity(n);
+    for (rank0, &i) in order.iter().enumerate() {
+        let p = &pending[i];
+        predictions.push(Prediction {
+            symbol: p.symbol.clone(),
+            date: p.date,
+            score: scores[i],
+            rank: rank0 + 1,
+            percentile: if n > 1 { (n - 1 - rank0) as f64 / (n - 1) as f64 } else { 1.0 },
+            version: p.version,
+            variant: p.variant.clone(),
+            explanation: explanations[i].take(),
+        });
+    }
+
+    let t = Instant::now();
+    let latency_us = started.elapsed().as_micros() as i64;
+    log_predictions(db, &model, experiment.as_ref().map(|e| e.name.as_str()), &pending, &scores, latency_us)?;
+    timing.log = t.elapsed().as_micros() as u64;
+    Ok(PredictAnswer { model, date, experiment: experiment.map(|e| e.name), predictions, skipped, timing_us: timing })
+}
+
+/// The versions a request has loaded, by alias.
+#[derive(Default)]
+struct Versions {
+    loaded: Vec<(String, LoadedModel)>,
+}
+
+impl Versions {
+    fn get(
+        &mut self,
+        db: &impl Database,
+        kv: &impl KeyValue,
+        model: &str,
+        alias: &str,
+        timing: &mut Timing,
+    ) -> Result<&LoadedModel, ApiError> {
+        let i = match self.loaded.iter().position(|(a, _)| a == alias) {
+            Some(i) => i,
+            None => {
+                let t = Instant::now();
+                let version = registry::resolve_alias(db, model, alias)?
+                    .ok_or_else(|| ApiError::not_found(format!("model {model} has no alias {alias}")))?;
+                self.loaded.push((alias.to_string(), load_model(db, kv, model, version)?));
+                timing.model_load += t.elapsed().as_micros() as u64;
+                self.loaded.len() - 1
+            }
+        };
+        Ok(&self.loaded[i].1)
+    }
+}
+
+/// An experiment with what its log shows so far.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExperimentReport {
+    /// The experiment.
+    #[serde(flatten)]
+    pub experiment: Experiment,
+    /// Predictions logged per variant alias.
+    pub predictions: serde_json::Map<String, Value>,
+    /// Live comparison on (symbol, date) predictions whose label is realised.
+    pub comparison: crate::experiment::Comparison,
+}
+
+/// Per-variant counts and the live comparison: the latest logged score per (variant, symbol, date) joined with
+/// the realised label (the training label, from the stored bars).
+pub fn experiment_report(db: &impl Database, e: &Experiment) -> Result<ExperimentReport, ApiError> {
+    let counts = db.execute(
+        "SELECT variant, count(*) AS n FROM predictions WHERE experiment = ? GROUP BY variant ORDER BY variant",
+        &[e.name.clone().into()],
+    )?;
+    let predictions = (0..counts.rows.len())
+        .map(|i| (counts.text(i, "variant").unwrap_or_default().to_string(), counts.i64(i, "n").unwrap_or(0).into()))
+        .collect();
+    let rows = db.execute(
+        "SELECT variant, symbol, date, score FROM predictions WHERE id IN (SELECT max(id) FROM predictions          WHERE experiment = ? AND symbol IS NOT NULL AND date IS NOT NULL GROUP BY variant, symbol, date)",
+        &[e.name.clone().into()],
+    )?;
+    let label_set = NamedSet::builtin("label").expect("the label set is built in");
+    let mut labels: std::collections::HashMap<String, (Vec<NaiveDate>, Vec<f64>)> = Default::default();
+    let mut keep = Vec::new();
+    for i in 0..rows.rows.len() {
+        let (Some(variant), Some(symbol), Some(date), Some(score)) =
+            (rows.text(i, "variant"), rows.text(i, "symbol"), rows.text(i, "date"), rows.f64(i, "score"))
+        else {
+            continue;
+        };
+        let variant = if variant == e.champion_alias {
+            Variant::Champion
+        } else if variant == e.challenger_alias {
+            Variant::Challenger
+        } else {
+            continue;
+        };
+        if !labels.contains_key(symbol) {
+            let series = store::load_series(db, symbol, None).map_err(|e| ApiError::internal(e.to_string()))?;
+            let m = label_set.compute(&series).map_err(|e| ApiError::internal(e.to_string()))?;
+            labels.insert(symbol.to_string(), (m.dates, m.columns.into_iter().next().unwrap_or_default()));
+        }
+        let (dates, values) = &labels[symbol];
+        let Ok(d) = date.parse::<NaiveDate>() else { continue };
+        if let Ok(k) = dates.binary_search(&d)
+            && values[k].is_finite()
+        {
+            keep.push((date.to_string(), variant, score, values[k]));
+        }
+    }
+    let outcomes: Vec<crate::experiment::Outcome> = keep
+        .iter()
+        .map(|(date, variant, score, label)| crate::experiment::Outcome {
+            date,
+            variant: *variant,
+            score: *score,
+            label: *label,
+        })
+        .collect();
+    Ok(ExperimentReport { experiment: e.clone(), predictions, comparison: crate::experiment::compare(&outcomes) })
+}
+
+/// Symbols with a bar on `date`.
+fn symbols_on(db: &impl Database, date: NaiveDate) -> Result<Vec<String>, StorageError> {
+    let rows = db.execute("SELECT symbol FROM bars WHERE date = ? ORDER BY symbol", &[date.to_string().into()])?;
+    Ok((0..rows.rows.len()).filter_map(|i| rows.text(i, "symbol").map(str::to_string)).collect())
+}
+
+/// A raw row's values in model order: an array of that length, or an object naming every feature.
+fn raw_values(names: &[String], features: &Value, row: usize) -> Result<Vec<f64>, ApiError> {
+    let number = |v: &Value, what: &str| -> Result<f64, ApiError> {
+        match v {
+            Value::Null => Ok(f64::NAN),
+            Value::Number(n) => Ok(n.as_f64().unwrap_or(f64::NAN)),
+            _ => Err(ApiError::bad_request("invalid", format!("rows[{row}].features{what} is not a number or null"))),
+        }
+    };
+    match features {
+        Value::Array(a) if a.len() == names.len() => {
+            a.iter().enumerate().map(|(j, v)| number(v, &format!("[{j}]"))).collect()
+        }
+        Value::Array(a) => Err(ApiError::new(
+            422,
+            "missing_features",
+            format!("rows[{row}].features has {} values; the model takes {}", a.len(), names.len()),
+        )),
+        Value::Object(map) => {
+            let missing: Vec<&str> = names.iter().filter(|n| !map.contains_key(*n)).map(String::as_str).collect();
+            if !missing.is_empty() {
+                return Err(ApiError::new(
+                    422,
+                    "missing_features",
+                    format!("rows[{row}].features lacks {}", list(&missing)),
+                ));
+            }
+            if let Some(extra) = map.keys().find(|k| !names.contains(k)) {
+                return Err(ApiError::bad_request(
+                    "invalid",
+                    format!("rows[{row}].features.{extra}: not a feature of the model"),
+                ));
+            }
+            names.iter().map(|n| number(&map[n], &format!(".{n}"))).collect()
+        }
+        _ => Err(ApiError::bad_request("invalid", format!("rows[{row}].features must be an array or an object"))),
+    }
+}
+
+/// Refuses a row with undefined features unless the caller allows them.
+fn check_missing(names: &[String], values: &[f64], allow: bool, what: impl Fn() -> String) -> Result<(), ApiError> {
+    if allow {
+        return Ok(());
+    }
+    let missing: Vec<&str> =
+        names.iter().zip(values).filter(|(_, v)| !v.is_finite()).map(|(n, _)| n.as_str()).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        422,
+        "missing_features",
+        format!(
+            "{}: {} of {} features are undefined (too little history?): {}; send allow_missing=true to score anyway",
+            what(),
+            missing.len(),
+            names.len(),
+            list(&missing)
+        ),
+    ))
+}
+
+fn list(names: &[&str]) -> String {
+    if names.len() <= 10 {
+        names.join(", ")
+    } else {
+        format!("{}, … ({} more)", names[..10].join(", "), names.len() - 10)
+    }
+}
+
+/// The version's booster (trees with cover), for TreeSHAP; only models trained by stockops have one.
+fn load_booster(db: &impl Database, model: &str, loaded: &LoadedModel) -> Result<Booster, ApiError> {
+    let bytes = registry::read_artifact(db, model, loaded.version, BOOSTER).map_err(|_| {
+        ApiError::new(
+            422,
+            "no_explanations",
+            format!(
+                "{model} v{} has no tree covers (an imported model): explain needs a model trained by stockops",
+                loaded.version
+            ),
+        )
+    })?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::internal(format!("booster artifact of {model} v{}: {e}", loaded.version)))
+}
+
+/// Appends the request's predictions to the log, in one statement.
+fn log_predictions(
+    db: &impl Database,
+    model: &str,
+    experiment: Option<&str>,
+    pending: &[Pending],
+    scores: &[f64],
+    latency_us: i64,
+) -> Result<(), StorageError> {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let at = now_rfc3339();
+    // SQLite's default limit is 32766 parameters: 9 per row, in batches.
+    for (chunk_pending, chunk_scores) in pending.chunks(1000).zip(scores.chunks(1000)) {
+        let mut sql = String::from(
+            "INSERT INTO predictions (at, model, version, variant, experiment, symbol, date, features_sha256, score, \
+             latency_us) VALUES ",
+        );
+        let mut params: Vec<SqlValue> = Vec::with_capacity(chunk_pending.len() * 10);
+        for (i, (p, s)) in chunk_pending.iter().zip(chunk_scores).enumerate() {
+            sql.push_str(if i == 0 { "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" } else { ", (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" });
+            let mut hash = Sha256::new();
+            for v in &p.values {
+                hash.update((*v as f32).to_le_bytes());
+            }
+            params.extend([
+                at.clone().into(),
+                model.into(),
+                p.version.into(),
+                p.variant.clone().into(),
+                experiment.map(str::to_string).into(),
+                p.symbol.clone().into(),
+                p.date.map(|d| d.to_string()).into(),
+                hex::encode(hash.finalize()).into(),
+                (*s).into(),
+                latency_us.into(),
+            ]);
+        }
+        db.execute(&sql, &params)?;
+    }
+    Ok(())
+}
+
+impl LoadedModel {
+    /// sha256 of the ONNX artifact the plan was built from.
+    pub fn artifact_sha256(&self) -> &str {
+        &self.artifact_sha256
+    }
+}

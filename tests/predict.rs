@@ -1,0 +1,164 @@
+//! End-to-end tests of serving through the real host and components — the main job's flow: ingest the
+//! sample bars, train, promote to champion, predict with explanations — plus raw rows, the universe ranking,
+//! clear 422s for missing features, and a champion/challenger experiment with its log and promotion.
+
+mod support;
+
+use reqwest::blocking::Response;
+use serde_json::{Value, json};
+use support::{Host, HostOptions, Kv, TOKEN, client, root};
+
+fn json_of(resp: Response) -> (u16, Value) {
+    let status = resp.status().as_u16();
+    let text = resp.text().unwrap();
+    (status, serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}")))
+}
+
+fn post(host: &Host, path: &str, body: &Value) -> (u16, Value) {
+    json_of(client().post(format!("{}{path}", host.base)).bearer_auth(TOKEN).json(body).send().unwrap())
+}
+
+fn put(host: &Host, path: &str, body: &Value) -> (u16, Value) {
+    json_of(client().put(format!("{}{path}", host.base)).bearer_auth(TOKEN).json(body).send().unwrap())
+}
+
+/// Ingests the sample bars and trains two versions of `m` (different seeds); v1 becomes champion.
+fn trained_host() -> Host {
+    let host = Host::start(Kv::Embedded, HostOptions::default());
+    let csv = std::fs::read(root().join("tests/fixtures/reference/us4_ohlcv.csv")).unwrap();
+    let resp = client().post(format!("{}/api/bars", host.base)).bearer_auth(TOKEN).body(csv).send().unwrap();
+    assert_eq!(resp.status(), 200);
+    for seed in [1, 2] {
+        let spec = json!({
+            "model": "m",
+            "segments": {
+                "train": {"from": "2005-01-01", "to": "2009-12-31"},
+                "valid": {"from": "2010-01-01", "to": "2010-12-31"},
+                "test": {"from": "2011-01-01", "to": "2013-03-01"}
+            },
+            "params": {"num_leaves": 15, "num_boost_round": 60, "early_stopping_rounds": 20, "colsample_bytree": 0.8,
+                       "seed": seed}
+        });
+        let (status, job) = post(&host, "/api/train", &spec);
+        assert_eq!(status, 201, "{job}");
+    }
+    let (status, body) = put(&host, "/api/models/m/aliases/champion", &json!({"version": 1}));
+    assert_eq!(status, 200, "{body}");
+    host
+}
+
+#[test]
+fn the_main_job_scores_explains_and_ranks_with_the_champion() {
+    let host = trained_host();
+
+    // One symbol at its newest bar, explained.
+    let (status, one) = json_of(host.get("/api/predict/AAPL?explain=true&top=158"));
+    assert_eq!(status, 200, "{one}");
+    assert_eq!((one["model"].clone(), one["date"].clone()), (json!("m"), json!("2013-03-01")));
+    let p = &one["predictions"][0];
+    assert_eq!(
+        (p["symbol"].clone(), p["version"].clone(), p["variant"].clone()),
+        (json!("AAPL"), json!(1), json!("champion"))
+    );
+    let score = p["score"].as_f64().unwrap();
+    let e = &p["explanation"];
+    let contributions = e["top"].as_array().unwrap();
+    assert_eq!(contributions.len(), 158);
+    let sum: f64 = contributions.iter().map(|c| c["contribution"].as_f64().unwrap()).sum();
+    // TreeSHAP is exact in f64; the served score comes from the f32 ONNX plan.
+    assert!((e["expected_value"].as_f64().unwrap() + sum - score).abs() < 1e-5, "{e} vs {score}");
+    let abs: Vec<f64> = contributions.iter().map(|c| c["contribution"].as_f64().unwrap().abs()).collect();
+    assert!(abs.windows(2).all(|w| w[0] >= w[1]), "contributions are sorted by |value|");
+
+    // The same features sent as a raw row score the same.
+    let features: serde_json::Map<String, Value> =
+        contributions.iter().map(|c| (c["name"].as_str().unwrap().to_string(), c["value"].clone())).collect();
+    let (status, raw) = post(&host, "/api/predict", &json!({"rows": [{"symbol": "AAPL", "features": features}]}));
+    assert_eq!(status, 200, "{raw}");
+    assert_eq!(raw["predictions"][0]["score"].as_f64().unwrap(), score);
+
+    // The universe on the newest date, ranked.
+    let (status, all) = post(&host, "/api/predict", &json!({"explain": true, "top": 3}));
+    assert_eq!(status, 200, "{all}");
+    let preds = all["predictions"].as_array().unwrap();
+    assert_eq!(preds.len(), 4, "{all}");
+    assert_eq!(preds.iter().map(|p| p["rank"].as_u64().unwrap()).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
+    assert!(preds.windows(2).all(|w| w[0]["score"].as_f64() >= w[1]["score"].as_f64()));
+    assert!(preds.iter().all(|p| p["explanation"]["top"].as_array().unwrap().len() == 3));
+    let aapl = preds.iter().find(|p| p["symbol"] == "AAPL").unwrap();
+    assert_eq!(aapl["score"].as_f64().unwrap(), score);
+}
+
+#[test]
+fn missing_features_and_bad_requests_get_clear_errors() {
+    let host = trained_host();
+    // GOOG's fifth bar: the 60-day windows are undefined.
+    let (status, body) = json_of(host.get("/api/predict/GOOG?date=2004-08-25"));
+    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("missing_features")), "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("GOOG on 2004-08-25") && message.contains("allow_missing"), "{message}");
+    // Opting in scores with the model's learned NaN directions.
+    let (status, body) = json_of(host.get("/api/predict/GOOG?date=2004-08-25&allow_missing=true"));
+    assert_eq!(status, 200, "{body}");
+    // A date without a bar, a raw row without every feature, an unknown field, an unknown model.
+    let (status, body) = post(&host, "/api/predict", &json!({"symbols": ["AAPL"], "date": "2013-03-02"}));
+    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("missing_features")), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("no bar on 2013-03-02"));
+    let (status, body) = post(&host, "/api/predict", &json!({"rows": [{"features": {"KMID": 0.1}}]}));
+    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("missing_features")), "{body}");
+    let (status, body) = post(&host, "/api/predict", &json!({"rows": [{"features": [1, 2]}]}));
+    assert_eq!(status, 422, "{body}");
+    let (status, _) = post(&host, "/api/predict", &json!({"symbolz": ["AAPL"]}));
+    assert_eq!(status, 400);
+    let (status, body) = post(&host, "/api/predict", &json!({"model": "nope"}));
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")), "{body}");
+    assert_eq!(json_of(host.get("/api/predict")).0, 405);
+}
+
+#[test]
+fn an_experiment_splits_traffic_stickily_logs_it_and_promotes_by_alias_move() {
+    let host = trained_host();
+    let (status, body) = put(&host, "/api/models/m/aliases/challenger", &json!({"version": 2}));
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = put(&host, "/api/experiments/ab1", &json!({"model": "m", "challenger_share": 0.5}));
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = put(&host, "/api/experiments/ab2", &json!({"model": "m", "challenger_share": 1.5}));
+    assert_eq!(status, 400, "{body}");
+
+    // Score every symbol on 30 consecutive trading days of 2012; the variant is sticky by symbol.
+    let dates: Vec<String> = {
+        let (_, bars) = json_of(host.get("/api/bars/IBM?from=2012-06-01&to=2012-07-20"));
+        bars["bars"].as_array().unwrap().iter().map(|b| b["date"].as_str().unwrap().to_string()).collect()
+    };
+    assert!(dates.len() >= 30);
+    let mut variant_of = std::collections::HashMap::new();
+    for d in &dates[..30] {
+        let (status, body) = post(&host, "/api/predict", &json!({"date": d}));
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["experiment"], "ab1");
+        for p in body["predictions"].as_array().unwrap() {
+            let v = p["variant"].as_str().unwrap().to_string();
+            let expected_version = if v == "champion" { 1 } else { 2 };
+            assert_eq!(p["version"], expected_version);
+            let first = variant_of.entry(p["symbol"].as_str().unwrap().to_string()).or_insert(v.clone());
+            assert_eq!(*first, v, "assignment is sticky per symbol");
+        }
+    }
+    let (status, list) = json_of(host.get("/api/experiments"));
+    assert_eq!(status, 200, "{list}");
+    let report = &list["experiments"][0];
+    assert_eq!(report["name"], "ab1");
+    let logged: i64 = report["predictions"].as_object().unwrap().values().map(|v| v.as_i64().unwrap()).sum();
+    assert_eq!(logged, 120, "{report}");
+    let comparison = &report["comparison"];
+    assert!(comparison["recommendation"].is_string(), "{comparison}");
+    let rows = comparison["champion"]["count"].as_u64().unwrap() + comparison["challenger"]["count"].as_u64().unwrap();
+    assert_eq!(rows, 120, "every logged (symbol, date) has a realised label: {comparison}");
+
+    // Promotion is an audited alias move.
+    let (status, moved) = post(&host, "/api/experiments/ab1/promote", &json!({}));
+    assert_eq!(status, 200, "{moved}");
+    assert_eq!((moved["from_version"].clone(), moved["to_version"].clone()), (json!(1), json!(2)));
+    let (_, model) = json_of(host.get("/api/models/m"));
+    assert_eq!(model["alias_history"][0]["reason"], "promoted by experiment ab1");
+}
