@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job on embedded defaults: set up, serve the app with `stockops up` on 127.0.0.1 (SQLite files
-# under .spin/), ingest the bundled sample bars, print example requests and their answers, and keep
-# serving until Ctrl-C. (Training and prediction join this job with their issues.)
+# under .spin/), ingest the bundled sample bars, train a model on their Alpha158 features, promote it to
+# champion, print example requests and their answers (predictions with TreeSHAP explanations), and keep
+# serving until Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -23,7 +24,16 @@ show "curl -sS '$BASE/api/bars/AAPL?from=2013-02-25'"
 show "curl -sS '$BASE/api/features/AAPL?set=alpha158&from=2013-02-28&format=csv' | cut -c1-160"
 show "curl -sS $BASE/health | python3 -m json.tool"
 show "curl -sS $BASE/metrics | grep -v '^#' | head -n 8"
-show "curl -sS -X POST $BASE/api/predict -H \"Authorization: Bearer \$SPIN_VARIABLE_API_TOKEN\""
+echo; echo "\$ curl -sS -X POST $BASE/api/train -H \"Authorization: Bearer \$SPIN_VARIABLE_API_TOKEN\" -d @scripts/sample_job.json"
+JOB=$(curl -sS -X POST "$BASE/api/train" -H "Authorization: Bearer $SPIN_VARIABLE_API_TOKEN" -d @scripts/sample_job.json)
+echo "$JOB" | python3 -c 'import json, sys
+j = json.load(sys.stdin)
+print(json.dumps({k: j.get(k) for k in ("id", "model", "version", "status", "error")}, indent=1))
+print("test metrics:", json.dumps(j.get("result", {}).get("metrics", {}).get("test")))'
+VERSION=$(echo "$JOB" | python3 -c 'import json, sys; print(json.load(sys.stdin)["version"])')
+show "curl -sS -X PUT $BASE/api/models/us4-alpha158/aliases/champion -H \"Authorization: Bearer \$SPIN_VARIABLE_API_TOKEN\" -d '{\"version\": $VERSION, \"reason\": \"run.sh\"}'"
+show "curl -sS '$BASE/api/predict/AAPL?explain=true&top=5' | python3 -m json.tool"
+show "curl -sS -X POST $BASE/api/predict -d '{}' | python3 -c 'import json,sys; a=json.load(sys.stdin); [print(p[\"rank\"], p[\"symbol\"], p[\"date\"], round(p[\"score\"], 6)) for p in a[\"predictions\"]]'"
 echo
 echo "stockops is serving on $BASE (Ctrl-C stops it). The API token is in .env."
 wait $HOST
