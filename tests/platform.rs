@@ -41,9 +41,15 @@ fn health_is_ok_when_every_part_is_present(kv: Kv) {
         &host.db_path(),
         &[
             &format!("INSERT INTO bars VALUES ('AAPL', '{}', 1, 2, 0.5, 1.5, 100, NULL, NULL)", today()),
-            &format!("INSERT INTO model_versions VALUES ('m', 1, 'ready', '{now}')"),
-            &format!("INSERT INTO model_aliases VALUES ('m', 'champion', 1, '{now}')"),
-            &format!("INSERT INTO train_jobs VALUES ('job-1', 'm', 'succeeded', '{now}', '{now}', NULL)"),
+            &format!(
+                "INSERT INTO model_versions (name, version, status, created_at) VALUES ('m', 1, 'ready', '{now}')"
+            ),
+            &format!(
+                "INSERT INTO model_aliases (name, alias, version, updated_at) VALUES ('m', 'champion', 1, '{now}')"
+            ),
+            &format!(
+                "INSERT INTO train_jobs (id, model_name, status, created_at, finished_at, error) VALUES ('job-1', 'm', 'succeeded', '{now}', '{now}', NULL)"
+            ),
             &format!("INSERT INTO backups VALUES ('b-1', '{now}', 'verified', 10, 'abc')"),
         ],
     );
@@ -55,7 +61,7 @@ fn health_is_ok_when_every_part_is_present(kv: Kv) {
     sql(
         &host.db_path(),
         &[&format!(
-            "INSERT INTO train_jobs VALUES ('job-2', 'm', 'failed', '{}', NULL, 'out of memory')",
+            "INSERT INTO train_jobs (id, model_name, status, created_at, finished_at, error) VALUES ('job-2', 'm', 'failed', '{}', NULL, 'out of memory')",
             chrono::Utc::now().to_rfc3339()
         )],
     );
@@ -120,6 +126,10 @@ fn routing_answers_like_spin(kv: Kv) {
     assert_eq!((status, body["error"]["code"].as_str()), (405, Some("method_not_allowed")), "{body}");
     let (status, body) = json(host.get("/api/models/m/versions/1"));
     assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")), "{body}");
+    let (status, body) = json(host.get("/api/predict"));
+    assert_eq!((status, body["error"]["code"].as_str()), (405, Some("method_not_allowed")), "{body}");
+    let (status, body) = json(host.get("/api/experiments"));
+    assert_eq!((status, body["experiments"].as_array().map(Vec::len)), (200, Some(0)), "{body}");
     // Not built yet answers 501, never a fake result.
     for path in ["/api/alerts", "/api/backups"] {
         let (status, body) = json(host.get(path));

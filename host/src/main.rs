@@ -84,6 +84,11 @@ enum Command {
     Features(commands::features::FeaturesArgs),
     /// Train a model from a job file (TOML) on all cores into the registry.
     Train(commands::train::TrainArgs),
+    /// The model registry: import models trained elsewhere.
+    Models {
+        #[command(subcommand)]
+        command: commands::models::ModelsCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -181,5 +186,6 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Ingest(args) => commands::ingest::run(args).await,
         Command::Features(args) => commands::features::run(args).await,
         Command::Train(args) => commands::train::run(args).await,
+        Command::Models { command } => commands::models::run(command).await,
     }
 }

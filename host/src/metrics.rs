@@ -20,6 +20,16 @@ pub struct Recorder {
     dirty: AtomicBool,
 }
 
+/// A request in flight; dropping it ends the count.
+pub struct InFlight<'a>(&'a Recorder);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.0.dirty.store(true, Ordering::Relaxed);
+    }
+}
+
 impl Recorder {
     /// A recorder for this host process.
     pub fn new() -> Self {
@@ -34,14 +44,16 @@ impl Recorder {
         }
     }
 
-    /// A request started.
-    pub fn start(&self) {
+    /// A request started: it counts as in flight until the guard drops (also when the client goes away
+    /// and hyper drops the request's future before it finishes).
+    pub fn start(&self) -> InFlight<'_> {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.dirty.store(true, Ordering::Relaxed);
+        InFlight(self)
     }
 
     /// A request finished with `status` after `seconds`.
     pub fn finish(&self, route: &str, method: &str, status: u16, seconds: f64) {
-        self.in_flight.fetch_sub(1, Ordering::Relaxed);
         if let Ok(mut series) = self.series.lock() {
             let s = series.entry((route.to_string(), method.to_string(), status)).or_insert_with(|| RouteSeries {
                 route: route.to_string(),

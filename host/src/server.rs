@@ -35,12 +35,12 @@ struct Server {
     app: Arc<App>,
     opts: ServerOptions,
     metrics: Arc<Recorder>,
-    slots: Semaphore,
+    slots: Arc<Semaphore>,
 }
 
 /// Serves the app on `listener` until SIGINT or SIGTERM, then drains requests in flight.
 pub async fn serve(app: Arc<App>, listener: TcpListener, opts: ServerOptions, metrics: Arc<Recorder>) -> Result<()> {
-    let slots = Semaphore::new(app.limits.max_instances as usize);
+    let slots = Arc::new(Semaphore::new(app.limits.max_instances as usize));
     let server = Arc::new(Server { app, opts, metrics, slots });
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown_signal());
@@ -98,7 +98,7 @@ fn error_response(e: &ApiError) -> Response<HyperOutgoingBody> {
 impl Server {
     async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<HyperOutgoingBody> {
         let started = Instant::now();
-        self.metrics.start();
+        let _in_flight = self.metrics.start();
         let method = req.method().to_string();
         let path = req.uri().path().to_string();
         let (route, component, resp) = match self.app.router.route(&path) {
@@ -190,9 +190,12 @@ impl Server {
             .proxy
             .as_ref()
             .ok_or_else(|| ApiError::internal(format!("component `{}` has no HTTP handler", m.component)))?;
-        let _slot = self
+        // Owned, and moved into the task that runs the guest: an instance counts against the limit until it
+        // ends, even when the client went away and this future was dropped.
+        let slot = self
             .slots
-            .acquire()
+            .clone()
+            .acquire_owned()
             .await
             .map_err(|_| ApiError::new(503, "shutting_down", "the server is shutting down"))?;
         let mut store = crate::engine::store(
@@ -222,10 +225,10 @@ impl Server {
             .new_response_outparam(sender)
             .map_err(|e| failed("could not receive the request", e.into()))?;
         // The guest keeps running after it has sent headers (it streams the body), so it runs in its own task.
-        let task =
-            tokio::spawn(
-                async move { proxy.wasi_http_incoming_handler().call_handle(&mut store, wasi_req, out).await },
-            );
+        let task = tokio::spawn(async move {
+            let _slot = slot;
+            proxy.wasi_http_incoming_handler().call_handle(&mut store, wasi_req, out).await
+        });
         match receiver.await {
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(code)) => Err(failed("answered with an error", anyhow::anyhow!("{code:?}"))),

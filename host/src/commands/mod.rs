@@ -1,10 +1,11 @@
 //! Native jobs over the app's own stores, opened from the runtime config without loading any
-//! component: bulk ingest (`stockops ingest`), feature export (`stockops features`) and training
-//! (`stockops train`). They run the same library code as the components, through the storage seam's native
-//! implementation.
+//! component: bulk ingest (`stockops ingest`), feature export (`stockops features`), training
+//! (`stockops train`) and model import (`stockops models import`). They run the same library code as
+//! the components, through the storage seam's native implementation.
 
 pub mod features;
 pub mod ingest;
+pub mod models;
 pub mod train;
 
 use crate::key_value::Backend;

@@ -178,8 +178,18 @@ mod tests {
             assert_eq!(a["nodes_missing_value_tracks_true"].ints[i], i64::from(n.default_left));
         }
 
-        // Held-out rows, cast to f32: the attributes score them like the booster.
-        let (values, _) = synthetic(400, 99);
+        // Held-out rows cast to f32, and rows sitting on a split's f32 neighbours of its threshold
+        // (where rounding it the wrong way changes the route): scored like the booster.
+        let (mut values, _) = synthetic(400, 99);
+        let first = values[..6].to_vec();
+        for n in booster_nodes.iter().take(60) {
+            let near = n.threshold as f32;
+            for v in [near, near.next_up(), near.next_down()] {
+                let mut row = first.clone();
+                row[n.feature] = f64::from(v);
+                values.extend(row);
+            }
+        }
         let mut max_diff = 0f64;
         for row in values.chunks(6) {
             let row32: Vec<f32> = row.iter().map(|&x| x as f32).collect();

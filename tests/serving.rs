@@ -162,3 +162,51 @@ fn an_experiment_splits_traffic_stickily_logs_it_and_promotes_by_alias_move() {
     let (_, model) = json_of(host.get("/api/models/m"));
     assert_eq!(model["alias_history"][0]["reason"], "promoted by experiment ab1");
 }
+
+#[test]
+fn a_model_trained_elsewhere_is_imported_and_scores_like_onnxruntime() {
+    let host = Host::start(Kv::Embedded, HostOptions::default());
+    let fixtures = root().join("components/predict/tests/fixtures/onnx");
+    let expected: Value =
+        serde_json::from_slice(&std::fs::read(fixtures.join("lightgbm_regressor.json")).unwrap()).unwrap();
+    let names: Vec<String> = (0..expected["num_features"].as_u64().unwrap()).map(|i| format!("f{i}")).collect();
+    let import = |extra: &[&str]| {
+        std::process::Command::new(support::stockops_bin())
+            .args(["models", "import"])
+            .arg(fixtures.join("lightgbm_regressor.onnx"))
+            .args(["--name", "lgbm", "--promote", "champion", "--runtime-config"])
+            .arg(host.dir.path().join("runtime-config.toml"))
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    // The names must match the model's width.
+    let out = import(&["--feature-names", "a,b"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("takes 8 features but 2 are named"));
+    let out = import(&["--feature-names", &names.join(",")]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let rows: Vec<Value> = expected["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+        .map(|(i, r)| json!({"symbol": i.to_string(), "features": r}))
+        .collect();
+    let (status, body) = post(&host, "/api/predict", &json!({"model": "lgbm", "rows": rows, "allow_missing": true}));
+    assert_eq!(status, 200, "{body}");
+    let want = expected["onnxruntime"].as_array().unwrap();
+    for p in body["predictions"].as_array().unwrap() {
+        let i: usize = p["symbol"].as_str().unwrap().parse().unwrap();
+        let (got, want) = (p["score"].as_f64().unwrap(), want[i].as_f64().unwrap());
+        assert!((got - want).abs() <= 1e-5, "row {i}: {got} vs onnxruntime {want}");
+    }
+    // No tree covers travel with an imported model: explanations are refused, not invented.
+    let (status, body) = post(
+        &host,
+        "/api/predict",
+        &json!({"model": "lgbm", "rows": [rows[0].clone()], "allow_missing": true, "explain": true}),
+    );
+    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("no_explanations")), "{body}");
+}
