@@ -6,7 +6,8 @@
 //! ONNX artifact and planning it through tract costs far more than scoring, so the compact [`Plan`] built
 //! from the ONNX artifact (the source of truth) is cached in the key-value store under the artifact's
 //! sha256; a cache miss rebuilds it. Graphs that are not a single tree ensemble or linear regressor run
-//! through tract on every request.
+//! through tract on every request. TreeSHAP's tables are cached the same way, built from the booster
+//! artifact (which, as JSON with per-node covers, is far slower to read).
 
 use std::time::Instant;
 
@@ -26,6 +27,9 @@ use crate::shap::{Explainer, FeatureContribution, top_k};
 
 /// Key-value prefix of cached plans.
 pub const PLAN_PREFIX: &str = "predict/plan/";
+
+/// Key-value prefix of cached TreeSHAP tables.
+pub const SHAP_PREFIX: &str = "predict/shap/";
 
 /// How long computed feature rows stay cached (a new bar or re-ingest drops them sooner).
 pub const FEATURE_TTL_SECS: u64 = 86_400;
@@ -442,13 +446,12 @@ pub fn predict(
             if idx.is_empty() {
                 continue;
             }
-            let booster = load_booster(db, &model, loaded)?;
-            let mut explainer = Explainer::new(&booster);
+            let mut explainer = load_explainer(db, kv, &model, loaded)?;
             for &i in &idx {
                 let e = explainer.explain(&pending[i].values);
                 explanations[i] = Some(ExplanationOut {
                     expected_value: e.expected_value,
-                    top: top_k(&e, booster.feature_names(), &pending[i].values, k),
+                    top: top_k(&e, &loaded.feature_names, &pending[i].values, k),
                 });
             }
         }
@@ -651,6 +654,23 @@ fn list(names: &[&str]) -> String {
     } else {
         format!("{}, … ({} more)", names[..10].join(", "), names.len() - 10)
     }
+}
+
+/// The version's TreeSHAP tables: from the key-value cache (keyed like the plan, by the ONNX artifact's sha256),
+/// else built from the booster artifact and cached.
+fn load_explainer(
+    db: &impl Database,
+    kv: &impl KeyValue,
+    model: &str,
+    loaded: &LoadedModel,
+) -> Result<Explainer, ApiError> {
+    let key = format!("{SHAP_PREFIX}{}", loaded.artifact_sha256);
+    if let Some(e) = kv.get(&key)?.and_then(|b| Explainer::from_bytes(&b)) {
+        return Ok(e);
+    }
+    let explainer = Explainer::new(&load_booster(db, model, loaded)?);
+    kv.set(&key, &explainer.to_bytes())?;
+    Ok(explainer)
 }
 
 /// The version's booster (trees with cover), for TreeSHAP; only models trained by stockops have one.

@@ -259,6 +259,114 @@ fn tree_expected_value(tree: &Tree, weights: &mut Vec<f64>) -> f64 {
     total
 }
 
+/// Magic and version of [`Explainer::to_bytes`].
+const BYTES_MAGIC: &[u8; 4] = b"SHP1";
+
+/// Bytes per serialised [`FlatNode`]: three f64, three u32, one flag.
+const NODE_BYTES: usize = 37;
+
+/// Little-endian reader over a byte slice; every read is bounds-checked.
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
+        let (head, rest) = self.0.split_first_chunk::<N>()?;
+        self.0 = rest;
+        Some(*head)
+    }
+    fn u32(&mut self) -> Option<u32> {
+        self.take().map(u32::from_le_bytes)
+    }
+    fn f64(&mut self) -> Option<f64> {
+        self.take().map(f64::from_le_bytes)
+    }
+}
+
+impl Explainer {
+    /// The compact trees as bytes, so a server can cache them instead of rebuilding them from the model
+    /// on every request (Spin keeps nothing between requests).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out =
+            Vec::with_capacity(28 + self.nodes.len() * NODE_BYTES + self.leaf_values.len() * 8 + self.roots.len() * 4);
+        out.extend_from_slice(BYTES_MAGIC);
+        for n in [self.num_features, self.nodes.len(), self.leaf_values.len(), self.roots.len()] {
+            out.extend_from_slice(&(n as u32).to_le_bytes());
+        }
+        out.extend_from_slice(&self.expected_value.to_le_bytes());
+        for n in &self.nodes {
+            for x in [n.threshold, n.zero_left, n.zero_right] {
+                out.extend_from_slice(&x.to_le_bytes());
+            }
+            for x in [n.feature, n.left, n.right] {
+                out.extend_from_slice(&x.to_le_bytes());
+            }
+            out.push(u8::from(n.default_left));
+        }
+        for v in &self.leaf_values {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        for r in &self.roots {
+            out.extend_from_slice(&r.to_le_bytes());
+        }
+        out
+    }
+
+    /// Reads [`Explainer::to_bytes`]; None when the bytes are not a consistent explainer (every child in
+    /// range and after its parent, so no walk can leave the arrays or loop).
+    pub fn from_bytes(bytes: &[u8]) -> Option<Explainer> {
+        let mut r = Reader(bytes.strip_prefix(BYTES_MAGIC)?);
+        let (num_features, n_nodes, n_leaves, n_roots) =
+            (r.u32()? as usize, r.u32()? as usize, r.u32()? as usize, r.u32()? as usize);
+        let expected_value = r.f64()?;
+        if r.0.len() != n_nodes * NODE_BYTES + n_leaves * 8 + n_roots * 4 {
+            return None;
+        }
+        let mut nodes = Vec::with_capacity(n_nodes);
+        for k in 0..n_nodes {
+            let (threshold, zero_left, zero_right) = (r.f64()?, r.f64()?, r.f64()?);
+            let (feature, left, right) = (r.u32()?, r.u32()?, r.u32()?);
+            let default_left = r.take::<1>()?[0] != 0;
+            let child_ok = |c: u32| {
+                if c & LEAF != 0 {
+                    ((c & !LEAF) as usize) < n_leaves
+                } else {
+                    (c as usize) > k && (c as usize) < n_nodes
+                }
+            };
+            if (feature as usize) >= num_features || !child_ok(left) || !child_ok(right) {
+                return None;
+            }
+            nodes.push(FlatNode { threshold, zero_left, zero_right, feature, left, right, default_left });
+        }
+        let leaf_values = (0..n_leaves).map(|_| r.f64()).collect::<Option<Vec<_>>>()?;
+        let roots = (0..n_roots).map(|_| r.u32()).collect::<Option<Vec<_>>>()?;
+        if roots.iter().any(|&i| i as usize >= n_nodes) {
+            return None;
+        }
+        // Depth from the nodes themselves (children follow parents), never from what the bytes claim.
+        let mut depth = vec![1usize; n_nodes];
+        let mut max_depth = 0;
+        for k in 0..n_nodes {
+            max_depth = max_depth.max(depth[k]);
+            for c in [nodes[k].left, nodes[k].right] {
+                if c & LEAF == 0 {
+                    depth[c as usize] = depth[c as usize].max(depth[k] + 1);
+                }
+            }
+        }
+        let len = (max_depth + 2) * (max_depth + 3) / 2;
+        Some(Explainer {
+            num_features,
+            expected_value,
+            nodes,
+            leaf_values,
+            roots,
+            path: vec![PathElement::default(); len],
+            scratch: Scratch::new(max_depth),
+        })
+    }
+}
+
 /// Number of split nodes on the longest root-to-leaf path (forward pass, as above).
 fn tree_depth(tree: &Tree, depths: &mut Vec<usize>) -> usize {
     let nodes = tree.nodes();
@@ -455,6 +563,29 @@ mod tests {
             values.extend(x);
         }
         Dataset::from_row_major(names(features), &values, labels).unwrap()
+    }
+
+    #[test]
+    fn explainer_bytes_round_trip_and_reject_garbage() {
+        let d = data(400, 5, 0.1, 11);
+        let model = fit(json!({"num_boost_round": 30, "num_leaves": 12, "min_data_in_leaf": 5, "seed": 1}), &d);
+        let mut a = Explainer::new(&model);
+        let bytes = a.to_bytes();
+        let mut b = Explainer::from_bytes(&bytes).expect("round trip");
+        let mut rng = TestRng(5);
+        for _ in 0..20 {
+            let row = random_row(&mut rng, 5, 0.2);
+            let (ea, eb) = (a.explain(&row), b.explain(&row));
+            assert_eq!(ea.expected_value.to_bits(), eb.expected_value.to_bits());
+            assert!(ea.contributions.iter().zip(&eb.contributions).all(|(x, y)| x.to_bits() == y.to_bits()));
+        }
+        assert!(Explainer::from_bytes(&bytes[..bytes.len() - 1]).is_none());
+        assert!(Explainer::from_bytes(b"SHP0").is_none());
+        // The first node's left child pointed back at itself would loop: refused.
+        let mut looped = bytes.clone();
+        let first_left = 4 + 16 + 8 + 24 + 4;
+        looped[first_left..first_left + 4].copy_from_slice(&0u32.to_le_bytes());
+        assert!(Explainer::from_bytes(&looped).is_none());
     }
 
     fn fit(p: Value, d: &Dataset) -> Booster {
