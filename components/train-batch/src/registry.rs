@@ -64,7 +64,7 @@ pub fn check_alias(alias: &str) -> Result<(), RegistryError> {
 pub struct NewVersion<'a> {
     /// Model name.
     pub name: &'a str,
-    /// Training job that produces it.
+    /// Training job that produces it ("" for an imported model).
     pub job_id: &'a str,
     /// Feature set name and its version hash.
     pub feature_set: &'a str,
@@ -92,7 +92,8 @@ pub fn begin_version(db: &impl Database, new: &NewVersion) -> Result<i64, Regist
                 new.name.into(),
                 version.into(),
                 now_rfc3339().into(),
-                new.job_id.into(),
+                // Imported models have no job.
+                Some(new.job_id).filter(|j| !j.is_empty()).into(),
                 new.feature_set.into(),
                 new.feature_set_version.into(),
                 new.data_from.into(),
