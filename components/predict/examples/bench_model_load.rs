@@ -10,18 +10,7 @@ use std::time::{Duration, Instant};
 use predict::model::{Plan, TractModel};
 use train_batch::gbdt::{Dataset, Params, train};
 
-/// SplitMix64 for the synthetic data.
-struct Rng(u64);
-
-impl Rng {
-    fn uniform(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
+use train_batch::gbdt::SplitMix64 as Rng;
 
 /// Median wall time of `runs` calls of `f`.
 fn median(runs: usize, mut f: impl FnMut()) -> Duration {

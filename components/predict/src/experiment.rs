@@ -273,24 +273,7 @@ mod tests {
     use super::*;
     use crate::ab::assign;
 
-    /// SplitMix64 for test data.
-    struct TestRng(u64);
-
-    impl TestRng {
-        fn next_u64(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        }
-
-        fn normal(&mut self) -> f64 {
-            let u = ((self.next_u64() >> 11) as f64 / (1u64 << 53) as f64).max(1e-300);
-            let v = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-            (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
-        }
-    }
+    use train_batch::gbdt::SplitMix64 as TestRng;
 
     /// `days` dates × 40 symbols split by [`assign`]; each variant's score is
     /// `signal × label + noise`, with its own signal strength.

@@ -6,27 +6,7 @@ use std::ops::ControlFlow;
 use serde_json::json;
 use train_batch::gbdt::{Booster, Child, Dataset, Objective, ParamError, Params, StopReason, TrainError, train};
 
-/// SplitMix64 for test data (the crate's generator is private).
-struct TestRng(u64);
-
-impl TestRng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn uniform(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    fn normal(&mut self) -> f64 {
-        let (u, v) = (self.uniform().max(1e-300), self.uniform());
-        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
-    }
-}
+use train_batch::gbdt::SplitMix64 as TestRng;
 
 fn names(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("x{i}")).collect()

@@ -92,22 +92,7 @@ mod tests {
 
     use super::*;
 
-    /// SplitMix64 for deterministic test data.
-    struct TestRng(u64);
-
-    impl TestRng {
-        fn next_u64(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        }
-
-        fn uniform(&mut self) -> f64 {
-            (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-        }
-    }
+    use train_batch::gbdt::SplitMix64 as TestRng;
 
     /// `rows` rows of `width` features in [-2, 2) with ~8% NaN in features 1 and 3, and a label.
     fn synthetic(rows: usize, width: usize, seed: u64) -> (Vec<f64>, Vec<f64>) {

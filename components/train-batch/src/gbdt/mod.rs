@@ -23,4 +23,5 @@ pub use dataset::{Dataset, DatasetError};
 pub use importance::FeatureImportance;
 pub use objective::Objective;
 pub use params::{ParamError, Params, canonical_name};
+pub use rng::SplitMix64;
 pub use tree::{Child, Cover, Leaf, SplitNode, Tree, TreeError};

@@ -14,10 +14,37 @@ pub(crate) enum Stream {
     Search = 4,
 }
 
-/// SplitMix64 generator (Steele, Lea & Flood 2014): fast, well mixed, 64-bit state.
+/// SplitMix64 (Steele, Lea & Flood 2014): fast, well mixed, 64-bit state. Public on its own so tests and
+/// benchmarks elsewhere draw deterministic data from the same generator.
+#[derive(Debug, Clone)]
+pub struct SplitMix64(pub u64);
+
+impl SplitMix64 {
+    /// Next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(GOLDEN);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1) with 53 random bits.
+    pub fn uniform(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+
+    /// Standard normal (Box–Muller).
+    pub fn normal(&mut self) -> f64 {
+        let (u, v) = (self.uniform().max(1e-300), self.uniform());
+        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
+    }
+}
+
+/// The trainer's generator: SplitMix64 seeded per stream.
 #[derive(Debug, Clone)]
 pub(crate) struct Rng {
-    state: u64,
+    inner: SplitMix64,
 }
 
 const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -25,24 +52,19 @@ const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
 impl Rng {
     /// A generator for one stream of one seed.
     pub(crate) fn new(seed: u64, stream: Stream) -> Self {
-        let mut rng = Rng { state: seed };
         // Mix the stream id through one output so nearby seeds and streams do not overlap.
-        rng.state = rng.next_u64() ^ (stream as u64).wrapping_mul(GOLDEN);
-        rng
+        let state = SplitMix64(seed).next_u64() ^ (stream as u64).wrapping_mul(GOLDEN);
+        Rng { inner: SplitMix64(state) }
     }
 
     /// Next 64 random bits.
     pub(crate) fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(GOLDEN);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.inner.next_u64()
     }
 
     /// Uniform in [0, 1) with 53 random bits.
     pub(crate) fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+        self.inner.uniform()
     }
 
     /// Uniform integer in [0, n) by multiply-shift (bias below 2^-32 for our n, irrelevant here).

@@ -21,22 +21,7 @@ mod tests {
     use super::*;
     use crate::gbdt::{Booster, Dataset, Objective, Params, train};
 
-    /// SplitMix64: deterministic test data without a dependency.
-    struct TestRng(u64);
-
-    impl TestRng {
-        fn next_u64(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        }
-
-        fn uniform(&mut self) -> f64 {
-            (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-        }
-    }
+    use crate::gbdt::SplitMix64 as TestRng;
 
     /// Rows of 6 features (about 10% NaN in feature 1 and 4) and a non-linear label.
     fn synthetic(rows: usize, seed: u64) -> (Vec<f64>, Vec<f64>) {
