@@ -151,9 +151,22 @@ impl Explainer {
             }
             leaf_values.extend(tree.leaves().iter().map(|l| l.value));
         }
+        Self::assemble(booster.num_features(), expected_value, nodes, leaf_values, roots, max_depth)
+    }
+
+    /// An explainer over compact trees, with path buffers sized for `max_depth`.
+    fn assemble(
+        num_features: usize,
+        expected_value: f64,
+        nodes: Vec<FlatNode>,
+        leaf_values: Vec<f64>,
+        roots: Vec<u32>,
+        max_depth: usize,
+    ) -> Self {
+        // Room for every recursion level's copy of the path: (D+2)(D+3)/2 elements, as SHAP allocates.
         let len = (max_depth + 2) * (max_depth + 3) / 2;
         Explainer {
-            num_features: booster.num_features(),
+            num_features,
             expected_value,
             nodes,
             leaf_values,
@@ -354,16 +367,7 @@ impl Explainer {
                 }
             }
         }
-        let len = (max_depth + 2) * (max_depth + 3) / 2;
-        Some(Explainer {
-            num_features,
-            expected_value,
-            nodes,
-            leaf_values,
-            roots,
-            path: vec![PathElement::default(); len],
-            scratch: Scratch::new(max_depth),
-        })
+        Some(Self::assemble(num_features, expected_value, nodes, leaf_values, roots, max_depth))
     }
 }
 
