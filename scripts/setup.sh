@@ -26,10 +26,10 @@ echo "setup: building the components (wasm32-wasip2)"
 # One build per component: built together, cargo would unify the `component` feature of the component
 # crates that others link as libraries, and their Spin exports would clash. Those crates are rlibs and
 # become components through `cargo rustc --crate-type cdylib`, as in spin.toml's build commands.
-for c in health alert backup; do
+for c in health; do
     cargo build --locked --target wasm32-wasip2 --profile wasm -p "$c"
 done
-for c in features train-batch predict; do
+for c in features train-batch predict alert backup; do
     cargo rustc --locked --target wasm32-wasip2 --profile wasm -p "$c" --crate-type cdylib
 done
 # A test-only component that traps on purpose (the end-to-end tests check the host survives it).

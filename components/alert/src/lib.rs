@@ -1,4 +1,4 @@
 //! stockops alert. The library half arrives with its issue; the Spin entry point is in `component` (wasm only).
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "component"))]
 mod component;

@@ -138,10 +138,59 @@ pub const MIGRATIONS: &[Migration] = &[
             )",
         ],
     },
+    Migration {
+        version: 4,
+        name: "operations: backup details, alert rules, alerts and their history",
+        statements: &[
+            // A backup row is 'writing' until its archive is stored and read back verified.
+            "ALTER TABLE backups ADD COLUMN verified_at TEXT",
+            "ALTER TABLE backups ADD COLUMN schema_version INTEGER",
+            "ALTER TABLE backups ADD COLUMN manifest TEXT",
+            "ALTER TABLE backups ADD COLUMN trigger TEXT",
+            "ALTER TABLE backups ADD COLUMN error TEXT",
+            // Rules as set through the API; a rule here overrides the rules file's rule of the same id.
+            "CREATE TABLE IF NOT EXISTS alert_rules (
+                id TEXT PRIMARY KEY,
+                rule TEXT NOT NULL,
+                updated_at TEXT NOT NULL,
+                updated_by TEXT
+            )",
+            // One row per incident: an alert fires once per fingerprint and stays firing until resolved.
+            "CREATE TABLE IF NOT EXISTS alerts (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                fingerprint TEXT NOT NULL,
+                rule_id TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                severity TEXT NOT NULL CHECK (severity IN ('warning', 'critical')),
+                state TEXT NOT NULL CHECK (state IN ('firing', 'resolved')),
+                summary TEXT NOT NULL,
+                details TEXT,
+                value REAL,
+                started_at TEXT NOT NULL,
+                last_seen_at TEXT NOT NULL,
+                last_notified_at TEXT,
+                notify_count INTEGER NOT NULL DEFAULT 0,
+                resolved_at TEXT,
+                acked_at TEXT,
+                acked_by TEXT
+            )",
+            "CREATE UNIQUE INDEX IF NOT EXISTS alerts_one_firing ON alerts (fingerprint) WHERE state = 'firing'",
+            "CREATE INDEX IF NOT EXISTS alerts_state ON alerts (state, started_at)",
+            // What happened to each alert: fired, notified, notify_failed, repeated, escalated, acked, resolved.
+            "CREATE TABLE IF NOT EXISTS alert_events (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                alert_id INTEGER NOT NULL,
+                at TEXT NOT NULL,
+                event TEXT NOT NULL,
+                detail TEXT
+            )",
+            "CREATE INDEX IF NOT EXISTS alert_events_alert ON alert_events (alert_id, id)",
+        ],
+    },
 ];
 
 /// The schema version this build expects.
-pub const LATEST: i64 = 3;
+pub const LATEST: i64 = 4;
 
 const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
     version INTEGER PRIMARY KEY,
