@@ -10,10 +10,11 @@ N=${1:-30}
 scripts/setup.sh >/dev/null
 work=$(mktemp -d)
 trap 'kill -TERM ${HOST:-0} 2>/dev/null; wait ${HOST:-0} 2>/dev/null; rm -rf "$work"' EXIT
-export SPIN_VARIABLE_API_TOKEN=bench-token STOCKOPS_LOG=warn
+# Load generators send thousands of requests a minute from one client: no rate limit here.
+export SPIN_VARIABLE_API_TOKEN=bench-token SPIN_VARIABLE_RATE_LIMIT_PER_MINUTE=0 STOCKOPS_LOG=warn
 run() {   # $1: cache TTL in seconds
     rm -f "$work"/*.sqlite "$work"/*.db
-    printf '[sqlite_database.default]\ntype = "spin"\npath = "%s/db.sqlite"\n[key_value_store.default]\ntype = "spin"\npath = "%s/kv.db"\n' "$work" "$work" > "$work/rc.toml"
+    printf '[sqlite_database.default]\ntype = "spin"\npath = "%s/db.sqlite"\n[key_value_store.default]\ntype = "spin"\npath = "%s/kv.db"\n[key_value_store.backups]\ntype = "spin"\npath = "%s/backups_kv.db"\n' "$work" "$work" "$work" > "$work/rc.toml"
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
     SPIN_VARIABLE_FEATURE_CACHE_TTL_SECS=$1 target/release/stockops up --listen "127.0.0.1:$port" \
         --runtime-config "$work/rc.toml" --cache-dir "$work/aot" --no-cron >/dev/null 2>"$work/host.log" &

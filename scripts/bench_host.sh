@@ -19,9 +19,13 @@ path = "$work/db.sqlite"
 [key_value_store.default]
 type = "spin"
 path = "$work/kv.db"
+[key_value_store.backups]
+type = "spin"
+path = "$work/backups_kv.db"
 RC
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-export SPIN_VARIABLE_API_TOKEN=bench-token STOCKOPS_LOG=warn
+# Load generators send thousands of requests a minute from one client: no rate limit here.
+export SPIN_VARIABLE_API_TOKEN=bench-token SPIN_VARIABLE_RATE_LIMIT_PER_MINUTE=0 STOCKOPS_LOG=warn
 start_host() {
     target/release/stockops up --listen "127.0.0.1:$port" --runtime-config "$work/rc.toml" --cache-dir "$work/aot" >/dev/null 2>"$work/host.log" &
     HOST=$!

@@ -69,8 +69,12 @@ path = "$work/db.sqlite"
 [key_value_store.default]
 type = "spin"
 path = "$work/kv.db"
+[key_value_store.backups]
+type = "spin"
+path = "$work/backups_kv.db"
 RC
-export SPIN_VARIABLE_API_TOKEN=$TOKEN STOCKOPS_LOG=warn
+# Load generators send thousands of requests a minute from one client: no rate limit here.
+export SPIN_VARIABLE_API_TOKEN=$TOKEN SPIN_VARIABLE_RATE_LIMIT_PER_MINUTE=0 STOCKOPS_LOG=warn
 SO="target/release/stockops"
 RC="--runtime-config $work/rc.toml"
 secs() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$@"; }

@@ -24,7 +24,8 @@ printf '%s' "$json" | python3 -c '
 import json, sys
 r = json.load(sys.stdin)
 for name, c in sorted(r["checks"].items()):
-    print(f"  {name:16} {c[\"status\"]:9} {c[\"latency_ms\"]:8.3f} ms  {c[\"detail\"]}")
+    status, ms, detail = c["status"], c["latency_ms"], c["detail"]
+    print(f"  {name:16} {status:9} {ms:8.3f} ms  {detail}")
 ' 2>/dev/null
 echo "http $code, status $status"
 rc=0

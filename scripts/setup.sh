@@ -35,9 +35,16 @@ done
 # A test-only component that traps on purpose (the end-to-end tests check the host survives it).
 cargo build --locked --target wasm32-wasip2 --profile wasm -p trap-component
 
-if [ ! -f .env ]; then
-    umask 077
-    echo "SPIN_VARIABLE_API_TOKEN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')" > .env
-    echo "setup: wrote .env with a new API token"
+# Secrets for this machine: the API token and the backup passphrase (kept apart from the repository).
+secret() { head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+umask 077
+touch .env
+if ! grep -q '^SPIN_VARIABLE_API_TOKEN=' .env; then
+    echo "SPIN_VARIABLE_API_TOKEN=$(secret)" >> .env
+    echo "setup: wrote a new API token to .env"
+fi
+if ! grep -q '^SPIN_VARIABLE_BACKUP_KEY=' .env; then
+    echo "SPIN_VARIABLE_BACKUP_KEY=$(secret)" >> .env
+    echo "setup: wrote a new backup passphrase to .env (keep a copy elsewhere: archives cannot be read without it)"
 fi
 echo "setup: done (host: target/release/stockops)"

@@ -50,7 +50,7 @@ fn health_is_ok_when_every_part_is_present(kv: Kv) {
             &format!(
                 "INSERT INTO train_jobs (id, model_name, status, created_at, finished_at, error) VALUES ('job-1', 'm', 'succeeded', '{now}', '{now}', NULL)"
             ),
-            &format!("INSERT INTO backups VALUES ('b-1', '{now}', 'verified', 10, 'abc')"),
+            &format!("INSERT INTO backups (id, created_at, status, size_bytes, sha256) VALUES ('b-1', '{now}', 'verified', 10, 'abc')"),
         ],
     );
     let (status, body) = json(host.get("/health"));

@@ -105,6 +105,7 @@ pub async fn load(opts: &AppOptions, env: &dyn Fn(&str) -> Option<String>) -> Re
             variables: variables.get(id).cloned().unwrap_or_default(),
             environment: def.environment.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             allowed_hosts: Arc::new(checked.allowed_hosts.get(id).cloned().unwrap_or_default()),
+            mounts: checked.mounts.get(id).cloned().unwrap_or_default(),
         });
         components.insert(id.clone(), LoadedComponent { policy, pre, proxy });
     }
@@ -144,6 +145,25 @@ struct Checked {
     crons: Vec<CronJob>,
     http_components: BTreeSet<String>,
     allowed_hosts: BTreeMap<String, Vec<AllowedHost>>,
+    mounts: BTreeMap<String, Vec<(PathBuf, String)>>,
+}
+
+/// A `files` entry as (host directory, guest path): Spin's `{ source, destination }` form with a directory.
+fn directory_mount(entry: &toml::Value, app_dir: &Path) -> Result<(PathBuf, String), String> {
+    let table = entry.as_table().ok_or_else(|| {
+        format!("{entry}: only `{{ source = \"dir\", destination = \"/path\" }}` entries are supported by this host")
+    })?;
+    let field = |name: &str| {
+        table.get(name).and_then(toml::Value::as_str).ok_or_else(|| format!("{entry}: `{name}` is missing"))
+    };
+    let (source, destination) = (app_dir.join(field("source")?), field("destination")?.to_string());
+    if !source.is_dir() {
+        return Err(format!("{}: not a directory", source.display()));
+    }
+    if !destination.starts_with('/') {
+        return Err(format!("destination {destination:?} must be an absolute path"));
+    }
+    Ok((source, destination))
 }
 
 /// Checks the manifest against itself and the runtime config; collects every problem before failing.
@@ -153,6 +173,7 @@ fn check(m: &LoadedManifest, rc: &RuntimeConfig, app_dir: &Path) -> Result<Check
         rc.source.as_ref().map_or_else(|| "the default runtime config".to_string(), |p| p.display().to_string());
     let mut sources = BTreeMap::new();
     let mut allowed_hosts = BTreeMap::new();
+    let mut mounts = BTreeMap::new();
     for (id, c) in &m.manifest.component {
         match c.source.get_ref() {
             SourceDef::Path(p) => {
@@ -181,9 +202,17 @@ fn check(m: &LoadedManifest, rc: &RuntimeConfig, app_dir: &Path) -> Result<Check
                 problems.push(format!("{}: component `{id}` uses key-value store `{}`, which {rc_name} does not configure ([key_value_store.{}])", m.at(label.span()), label.get_ref(), label.get_ref()));
             }
         }
-        if !c.files.is_empty() {
-            problems.push(format!("component `{id}`: `files` is not supported by this host"));
+        if !c.exclude_files.is_empty() {
+            problems.push(format!("component `{id}`: `exclude_files` is not supported by this host"));
         }
+        let mut component_mounts = Vec::new();
+        for f in &c.files {
+            match directory_mount(f, app_dir) {
+                Ok(mount) => component_mounts.push(mount),
+                Err(e) => problems.push(format!("component `{id}`: files: {e}")),
+            }
+        }
+        mounts.insert(id.clone(), component_mounts);
         let mut hosts = Vec::new();
         for h in &c.allowed_outbound_hosts {
             match AllowedHost::parse(h.get_ref()) {
@@ -245,5 +274,5 @@ fn check(m: &LoadedManifest, rc: &RuntimeConfig, app_dir: &Path) -> Result<Check
     if !problems.is_empty() {
         bail!("the app cannot start; {} problem(s):\n  - {}", problems.len(), problems.join("\n  - "));
     }
-    Ok(Checked { sources, router, crons, http_components, allowed_hosts })
+    Ok(Checked { sources, router, crons, http_components, allowed_hosts, mounts })
 }

@@ -70,7 +70,14 @@ pub async fn open_all(cfg: &BTreeMap<String, KeyValueConfig>) -> Result<Stores> 
             KeyValueConfig::Redis { url } => {
                 let client = redis::Client::open(url.as_str())
                     .with_context(|| format!("key-value store `{label}`: bad Redis URL"))?;
-                let mgr = redis::aio::ConnectionManager::new(client)
+                // Fail fast when Redis is away: callers treat the store as a cache and fall back to the
+                // database, so a long reconnect backoff would only turn an outage into timeouts.
+                let config = redis::aio::ConnectionManagerConfig::new()
+                    .set_connection_timeout(std::time::Duration::from_secs(1))
+                    .set_response_timeout(std::time::Duration::from_secs(2))
+                    .set_number_of_retries(1)
+                    .set_max_delay(200);
+                let mgr = redis::aio::ConnectionManager::new_with_config(client, config)
                     .await
                     .with_context(|| format!("key-value store `{label}`: cannot connect to Redis"))?;
                 Backend::Redis(mgr)

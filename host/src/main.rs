@@ -89,6 +89,10 @@ enum Command {
         #[command(subcommand)]
         command: commands::models::ModelsCommand,
     },
+    /// Write an encrypted, verified backup archive of the database to a directory; `backup verify FILE`.
+    Backup(commands::backup::BackupArgs),
+    /// Replace the database's contents with an archive's, after checking all of it.
+    Restore(commands::backup::RestoreArgs),
 }
 
 #[derive(Subcommand)]
@@ -187,5 +191,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Features(args) => commands::features::run(args).await,
         Command::Train(args) => commands::train::run(args).await,
         Command::Models { command } => commands::models::run(command).await,
+        Command::Backup(args) => commands::backup::run(args).await,
+        Command::Restore(args) => commands::backup::restore(args).await,
     }
 }

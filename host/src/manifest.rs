@@ -141,7 +141,8 @@ pub struct ComponentDef {
     /// SQLite database labels the component may open.
     #[serde(default)]
     pub sqlite_databases: Vec<Spanned<String>>,
-    /// Files to mount (not supported by this host: refused at start-up rather than ignored).
+    /// Files to mount: this host supports Spin's `{ source = "dir", destination = "/path" }` form for
+    /// directories (read-only); other forms are refused at start-up rather than ignored.
     #[serde(default)]
     pub files: Vec<toml::Value>,
     /// Files excluded from `files`.

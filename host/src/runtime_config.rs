@@ -45,6 +45,44 @@ pub struct RuntimeConfig {
     pub source: Option<PathBuf>,
 }
 
+impl RuntimeConfig {
+    /// Where every label lives, without secrets (no libSQL token, no password in a Redis URL): what a
+    /// backup records of the runtime config.
+    pub fn without_secrets(&self) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        for (label, c) in &self.sqlite {
+            let v = match c {
+                SqliteConfig::File(p) => format!("spin {}", p.display()),
+                SqliteConfig::Libsql { url, .. } => format!("libsql {}", strip_userinfo(url)),
+            };
+            out.insert(format!("runtime_config.sqlite_database.{label}"), v);
+        }
+        for (label, c) in &self.key_value {
+            let v = match c {
+                KeyValueConfig::File(p) => format!("spin {}", p.display()),
+                KeyValueConfig::Redis { url } => format!("redis {}", strip_userinfo(url)),
+            };
+            out.insert(format!("runtime_config.key_value_store.{label}"), v);
+        }
+        out
+    }
+}
+
+/// `redis://user:pass@host:6379/1` → `redis://host:6379/1`.
+fn strip_userinfo(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_once('/').map_or((rest, None), |(a, p)| (a, Some(p)));
+            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+            match path {
+                Some(p) => format!("{scheme}://{host}/{p}"),
+                None => format!("{scheme}://{host}"),
+            }
+        }
+        None => url.to_string(),
+    }
+}
+
 #[derive(Deserialize)]
 struct RawConfig {
     #[serde(default)]
@@ -171,6 +209,19 @@ mod tests {
         let path = dir.path().join("rc.toml");
         std::fs::write(&path, text)?;
         RuntimeConfig::load(&path, dir.path())
+    }
+
+    #[test]
+    fn secrets_are_left_out_of_the_description() {
+        let c = load_text(
+            "[sqlite_database.default]\ntype = \"libsql\"\nurl = \"https://db.example\"\ntoken = \"t0ken\"\n\
+             [key_value_store.default]\ntype = \"redis\"\nurl = \"redis://:hunter2@cache:6379/1\"\n",
+        )
+        .unwrap();
+        let d = c.without_secrets();
+        assert_eq!(d["runtime_config.sqlite_database.default"], "libsql https://db.example");
+        assert_eq!(d["runtime_config.key_value_store.default"], "redis redis://cache:6379/1");
+        assert!(!format!("{d:?}").contains("t0ken") && !format!("{d:?}").contains("hunter2"));
     }
 
     #[test]

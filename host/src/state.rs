@@ -8,7 +8,7 @@ use crate::variables::ComponentVariables;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use wasmtime::component::ResourceTable;
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// Backends every component shares.
@@ -31,6 +31,8 @@ pub struct ComponentPolicy {
     pub environment: Vec<(String, String)>,
     /// Outbound HTTP allow-list.
     pub allowed_hosts: Arc<Vec<AllowedHost>>,
+    /// Directories mounted read-only: (host path, guest path).
+    pub mounts: Vec<(std::path::PathBuf, String)>,
 }
 
 /// The data of one wasmtime `Store`: one request or one cron tick.
@@ -58,6 +60,12 @@ impl InstanceState {
         wasi.inherit_stdout().inherit_stderr();
         for (k, v) in &component.environment {
             wasi.env(k, v);
+        }
+        for (host, guest) in &component.mounts {
+            // Checked to be a directory at start-up; if it vanished since, the guest sees no such path.
+            if let Err(e) = wasi.preopened_dir(host, guest, FsPerms::ReadOnly) {
+                tracing::warn!(dir = %host.display(), "cannot mount: {e:#}");
+            }
         }
         InstanceState {
             wasi: wasi.build(),

@@ -36,15 +36,14 @@ pub fn resolve(
             ));
             continue;
         }
-        let key = format!("SPIN_VARIABLE_{}", name.to_uppercase());
-        let value = env(&key).or_else(|| dotenv.get(&key).cloned()).or_else(|| def.default.clone());
-        match value {
+        match value_of(name, def.default.as_deref(), env, &dotenv) {
             Some(v) => {
                 app.insert(name.clone(), v);
             }
-            None if def.required => {
-                problems.push(format!("variable `{name}` is required: set {key} in the environment or in .env"))
-            }
+            None if def.required => problems.push(format!(
+                "variable `{name}` is required: set {} in the environment or in .env",
+                env_key(name)
+            )),
             None => {}
         }
     }
@@ -67,6 +66,31 @@ pub fn resolve(
         bail!("{}: variables cannot be resolved:\n  - {}", m.path.display(), problems.join("\n  - "));
     }
     Ok(out)
+}
+
+/// The application variables that have a value (environment, then `.env`, then spin.toml's default), for
+/// the host's native commands, which run no component.
+pub fn app_values(m: &LoadedManifest, env: &dyn Fn(&str) -> Option<String>) -> Result<BTreeMap<String, String>> {
+    let dotenv = read_dotenv(&m.app_dir().join(".env"))?;
+    Ok(m.manifest
+        .variables
+        .iter()
+        .filter_map(|(name, def)| Some((name.clone(), value_of(name, def.default.as_deref(), env, &dotenv)?)))
+        .collect())
+}
+
+fn env_key(name: &str) -> String {
+    format!("SPIN_VARIABLE_{}", name.to_uppercase())
+}
+
+fn value_of(
+    name: &str,
+    default: Option<&str>,
+    env: &dyn Fn(&str) -> Option<String>,
+    dotenv: &BTreeMap<String, String>,
+) -> Option<String> {
+    let key = env_key(name);
+    env(&key).or_else(|| dotenv.get(&key).cloned()).or_else(|| default.map(str::to_string))
 }
 
 fn valid_name(name: &str) -> bool {

@@ -76,6 +76,47 @@ impl Drop for Redis {
     }
 }
 
+/// A libSQL server (sqld) on a free loopback port with its data in a temporary directory, stopped on drop.
+/// The binary is `$STOCKOPS_SQLD` or `sqld` on the PATH (scripts/install_sqld.sh fetches it; .ci/run does).
+pub struct Sqld {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Sqld {
+    /// Starts sqld without authentication (the token in the runtime config is then ignored).
+    pub fn start() -> Sqld {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let bin = std::env::var("STOCKOPS_SQLD").unwrap_or_else(|_| "sqld".into());
+        let child = Command::new(&bin)
+            .arg("--http-listen-addr")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--db-path")
+            .arg(dir.path().join("data.sqld"))
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {bin}: {e} (run scripts/install_sqld.sh and set STOCKOPS_SQLD)"));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "sqld did not start on port {port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Sqld { child, url: format!("http://127.0.0.1:{port}"), _dir: dir }
+    }
+}
+
+impl Drop for Sqld {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A free port on 127.0.0.1.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -92,10 +133,44 @@ pub struct Host {
     pub log: Arc<Mutex<String>>,
     /// The Redis server, when the store is Redis.
     pub redis: Option<Redis>,
+    /// The libSQL server, when the database is remote.
+    pub sqld: Option<Sqld>,
+    rc: PathBuf,
+    manifest: PathBuf,
+    opts: HostOptions,
+}
+
+/// Spawns `stockops up` with its output captured, and waits for the address it listens on.
+fn spawn(mut cmd: Command, log: &Arc<Mutex<String>>) -> (Child, String) {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("cannot start stockops");
+    let stderr = child.stderr.take().unwrap();
+    let log2 = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            log2.lock().unwrap().push_str(&(line + "\n"));
+        }
+    });
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(addr) = line.strip_prefix("stockops listening on ") {
+                let _ = tx.send(addr.to_string());
+            }
+        }
+    });
+    match rx.recv_timeout(Duration::from_secs(240)) {
+        Ok(base) => (child, base),
+        Err(_) => {
+            let _ = child.kill();
+            panic!("stockops up did not start; its log:\n{}", log.lock().unwrap());
+        }
+    }
 }
 
 /// What a test may change about how the host starts.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct HostOptions {
     /// Extra `SPIN_VARIABLE_*` and other environment variables.
     pub env: Vec<(String, String)>,
@@ -103,9 +178,12 @@ pub struct HostOptions {
     pub args: Vec<String>,
     /// A manifest other than the repository's spin.toml.
     pub manifest: Option<PathBuf>,
+    /// The database on a libSQL server (sqld) started for the test, instead of an embedded file.
+    pub sqld: bool,
 }
 
 pub const TOKEN: &str = "test-token-0123456789";
+pub const BACKUP_KEY: &str = "test-backup-passphrase";
 
 impl Host {
     /// Starts the host with embedded stores or a fresh Redis.
@@ -113,14 +191,24 @@ impl Host {
         require_components();
         let dir = tempfile::tempdir().unwrap();
         let redis = (kv == Kv::Redis).then(Redis::start);
-        let kv_section = match &redis {
-            None => format!("type = \"spin\"\npath = \"{}\"", dir.path().join("kv.db").display()),
-            Some(r) => format!("type = \"redis\"\nurl = \"redis://127.0.0.1:{}\"", r.port),
+        // Backups in their own store: another file, or another Redis database.
+        let kv_section = |label: &str, db_index: u8| match &redis {
+            None => format!("type = \"spin\"\npath = \"{}\"", dir.path().join(format!("{label}_kv.db")).display()),
+            Some(r) => format!("type = \"redis\"\nurl = \"redis://127.0.0.1:{}/{db_index}\"", r.port),
+        };
+        let sqld = opts.sqld.then(Sqld::start);
+        let db_section = match &sqld {
+            None => format!("type = \"spin\"\npath = \"{}\"", dir.path().join("db.sqlite").display()),
+            Some(s) => format!("type = \"libsql\"\nurl = \"{}\"\ntoken = \"unused-without-auth\"", s.url),
         };
         let rc = dir.path().join("runtime-config.toml");
         std::fs::write(
             &rc,
-            format!("[sqlite_database.default]\ntype = \"spin\"\npath = \"{}\"\n\n[key_value_store.default]\n{kv_section}\n", dir.path().join("db.sqlite").display()),
+            format!(
+                "[sqlite_database.default]\n{db_section}\n\n[key_value_store.default]\n{}\n\n[key_value_store.backups]\n{}\n",
+                kv_section("default", 0),
+                kv_section("backups", 1)
+            ),
         )
         .unwrap();
         let manifest = opts.manifest.clone().unwrap_or_else(|| root().join("spin.toml"));
@@ -135,40 +223,76 @@ impl Host {
             .arg("--cache-dir")
             .arg(root().join("target/aot-cache"))
             .args(&opts.args)
-            .env("SPIN_VARIABLE_API_TOKEN", TOKEN)
-            .env("STOCKOPS_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (k, v) in &opts.env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("cannot start stockops");
+            .envs(Self::env(&opts));
         let log = Arc::new(Mutex::new(String::new()));
-        let stderr = child.stderr.take().unwrap();
-        let log2 = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                log2.lock().unwrap().push_str(&(line + "\n"));
-            }
-        });
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix("stockops listening on ") {
-                    let _ = tx.send(addr.to_string());
-                }
-            }
-        });
-        let base = match rx.recv_timeout(Duration::from_secs(240)) {
-            Ok(b) => b,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("stockops up did not start; its log:\n{}", log.lock().unwrap());
-            }
-        };
-        Host { child: Some(child), base, dir, log, redis }
+        let (child, base) = spawn(cmd, &log);
+        Host { child: Some(child), base, dir, log, redis, sqld, rc, manifest, opts }
     }
+
+    /// The environment the host runs with: the test secrets, then what the test adds.
+    fn env(opts: &HostOptions) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = [
+            ("SPIN_VARIABLE_API_TOKEN", TOKEN),
+            ("SPIN_VARIABLE_BACKUP_KEY", BACKUP_KEY),
+            // Suites send far more than the default 100 requests a minute from one client; the rate-limit
+            // test sets its own.
+            ("SPIN_VARIABLE_RATE_LIMIT_PER_MINUTE", "100000"),
+            ("STOCKOPS_LOG", "info"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        env.extend(opts.env.iter().cloned());
+        env
+    }
+
+    /// Kills the host at once (SIGKILL: no draining), as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the host again on the same stores (after `kill` or `terminate`); `base` changes.
+    pub fn restart(&mut self) {
+        self.kill();
+        let mut cmd = Command::new(stockops_bin());
+        cmd.arg("up")
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--manifest")
+            .arg(&self.manifest)
+            .arg("--runtime-config")
+            .arg(&self.rc)
+            .arg("--cache-dir")
+            .arg(root().join("target/aot-cache"))
+            .args(&self.opts.args)
+            .envs(Self::env(&self.opts));
+        let (child, base) = spawn(cmd, &self.log);
+        (self.child, self.base) = (Some(child), base);
+    }
+
+    /// Runs a native `stockops` command on this host's stores (the runtime config and manifest it uses),
+    /// with the same environment; returns (success, stdout, stderr).
+    pub fn cli(&self, args: &[&str], extra_env: &[(&str, &str)]) -> (bool, String, String) {
+        let out = Command::new(stockops_bin())
+            .args(args)
+            .arg("--runtime-config")
+            .arg(&self.rc)
+            .arg("--manifest")
+            .arg(&self.manifest)
+            .envs(Self::env(&self.opts))
+            .envs(extra_env.iter().copied())
+            .output()
+            .expect("cannot run stockops");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
 
     /// GET a path.
     pub fn get(&self, path: &str) -> reqwest::blocking::Response {

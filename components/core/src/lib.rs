@@ -3,6 +3,7 @@
 pub mod api_error;
 pub mod bar;
 pub mod metrics;
+pub mod rate_limit;
 pub mod schema;
 pub mod storage;
 

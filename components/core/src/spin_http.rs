@@ -1,6 +1,6 @@
 //! What every component's HTTP entry point shares (wasm only): JSON answers, the one error shape,
-//! bearer-token auth against the `api_token` variable (and the read-auth policy), query parameters, and
-//! schema migration on first use.
+//! bearer-token auth against the `api_token` variable (and the read-auth policy), rate limiting, body
+//! limits, query parameters, and schema migration on first use.
 
 use crate::api_error::ApiError;
 use chrono::NaiveDate;
@@ -22,6 +22,72 @@ pub fn error(e: &ApiError) -> Response {
 /// Runs a handler and turns its `ApiError` into the error shape, so handlers can use `?` throughout.
 pub fn respond(result: Result<Response, ApiError>) -> Response {
     result.unwrap_or_else(|e| error(&e))
+}
+
+/// An API entry point: the rate limit first, then the route; every error in the one shape.
+pub fn serve(req: &Request, route: impl FnOnce(&Request) -> Result<Response, ApiError>) -> Response {
+    match rate_limit(req) {
+        Ok(()) => respond(route(req)),
+        Err(limited) => limited,
+    }
+}
+
+/// Counts the request against `rate_limit_per_minute` (0 = off) per client: the bearer token's hash when
+/// one is sent, else the client address. Over the limit: 429 with `Retry-After`.
+fn rate_limit(req: &Request) -> Result<(), Response> {
+    let limit = match spin_sdk::variables::get("rate_limit_per_minute") {
+        Ok(v) => v.trim().parse::<u64>().map_err(|_| {
+            error(&ApiError::internal(format!("variable rate_limit_per_minute = {v:?} is not a whole number")))
+        })?,
+        Err(_) => return Ok(()),
+    };
+    if limit == 0 {
+        return Ok(());
+    }
+    let header = |name: &str| req.header(name).and_then(|v| v.as_str()).unwrap_or("");
+    let client = match header("authorization").strip_prefix("Bearer ") {
+        // Never the token itself in a key: a short hash of it.
+        Some(token) => format!("t-{}", &hex::encode(<sha2::Sha256 as sha2::Digest>::digest(token))[..16]),
+        // The address without its port: a client opens many connections.
+        None => format!("a-{}", crate::rate_limit::client_ip(header("spin-client-addr"))),
+    };
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let kv = crate::spin_backend::SpinKv::open_default().map_err(|e| error(&e.into()))?;
+    match crate::rate_limit::check(&kv, &client, limit, now) {
+        Ok(crate::rate_limit::Decision::Allowed { .. }) => Ok(()),
+        Ok(crate::rate_limit::Decision::Limited { retry_after_secs }) => {
+            let e = ApiError::new(
+                429,
+                "rate_limited",
+                format!("more than {limit} requests a minute; retry in {retry_after_secs} s"),
+            );
+            Err(Response::builder()
+                .status(429)
+                .header("content-type", "application/json")
+                .header("retry-after", retry_after_secs.to_string())
+                .body(e.body())
+                .build())
+        }
+        // A broken counter store must not take the API down with it: serve, and say so in the log.
+        Err(e) => {
+            eprintln!("rate limit not applied: {e}");
+            Ok(())
+        }
+    }
+}
+
+/// The request body when it is at most `limit` bytes; 413 otherwise. Each route sets its own limit (the host's
+/// `--max-body-bytes` is only the outer bound, and the Spin CLI has none).
+pub fn body(req: &Request, limit: usize) -> Result<&[u8], ApiError> {
+    let body = req.body();
+    if body.len() > limit {
+        return Err(ApiError::new(
+            413,
+            "payload_too_large",
+            format!("request body is {} bytes; this route accepts at most {limit}", body.len()),
+        ));
+    }
+    Ok(body)
 }
 
 /// Checks `Authorization: Bearer <api_token>` in constant time; 401 when missing or wrong,

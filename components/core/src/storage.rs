@@ -159,4 +159,20 @@ pub trait KeyValue {
     /// Read a counter with `delta = 0`: backends store counters differently (Redis as text,
     /// Spin's SQLite store as 8 little-endian bytes), so `get` is not the way to read one.
     fn increment(&self, key: &str, delta: i64) -> Result<i64, StorageError>;
+
+    /// A cache read: a failing store counts as a miss, so a cache outage (Redis down) slows answers
+    /// rather than failing them. Only for entries derived from the database, never for the only copy.
+    fn get_cached(&self, key: &str) -> Option<Vec<u8>> {
+        self.get(key).unwrap_or_else(|e| {
+            eprintln!("cache read of {key} failed, computing instead: {e}");
+            None
+        })
+    }
+
+    /// A cache write: a failing store is logged and otherwise ignored (see `get_cached`).
+    fn set_cached(&self, key: &str, value: &[u8]) {
+        if let Err(e) = self.set(key, value) {
+            eprintln!("cache write of {key} failed: {e}");
+        }
+    }
 }

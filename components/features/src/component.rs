@@ -7,7 +7,7 @@ use serde_json::json;
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
 use stockops_core::spin_backend::SpinKv;
-use stockops_core::spin_http::{Query, database, json, require_auth, require_read_auth, respond};
+use stockops_core::spin_http::{Query, body, database, json, require_auth, require_read_auth, serve};
 use stockops_core::{ApiError, Bar};
 
 use crate::ingest::{self, IngestError};
@@ -16,9 +16,14 @@ use crate::store::{self, CachePolicy, DEFAULT_SETS, NamedSet, StoreError};
 /// Cache lifetime when the variable is unset or unreadable.
 const DEFAULT_TTL_SECS: u64 = 86_400;
 
+/// Largest bars upload (a CSV of a few thousand symbols' years of daily bars).
+const MAX_BARS_BODY: usize = 64 * 1024 * 1024;
+/// Largest feature-set definition.
+const MAX_SET_BODY: usize = 256 * 1024;
+
 #[http_component]
 fn handle(req: Request) -> Response {
-    respond(route(&req))
+    serve(&req, route)
 }
 
 fn route(req: &Request) -> Result<Response, ApiError> {
@@ -60,7 +65,7 @@ fn post_bars(req: &Request) -> Result<Response, ApiError> {
     require_auth(req)?;
     let query = Query::parse(req.query());
     let symbol = query.get("symbol");
-    let body = req.body();
+    let body = body(req, MAX_BARS_BODY)?;
     let content_type = req.header("content-type").and_then(|v| v.as_str()).unwrap_or("").to_ascii_lowercase();
     // Content-Type decides; without a telling one, a body starting with `[` is JSON.
     let is_json = if content_type.contains("json") {
@@ -175,7 +180,7 @@ fn get_features(req: &Request, symbol: &str) -> Result<Response, ApiError> {
 /// `PUT /api/features/sets/{name}`: defines (or replaces) a feature set from its JSON definition.
 fn put_set(req: &Request, name: &str) -> Result<Response, ApiError> {
     require_auth(req)?;
-    let text = std::str::from_utf8(req.body())
+    let text = std::str::from_utf8(body(req, MAX_SET_BODY)?)
         .map_err(|e| ApiError::bad_request("invalid_feature_set", format!("body is not UTF-8: {e}")))?;
     let kv = SpinKv::open_default()?;
     let set = store::define_set(&kv, name, text).map_err(store_error)?;

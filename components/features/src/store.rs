@@ -570,7 +570,7 @@ pub fn features(
     };
     let key = cache_key(symbol, set, last_bar);
     if !policy.refresh
-        && let Some(bytes) = kv.get(&key)?
+        && let Some(bytes) = kv.get_cached(&key)
         && let Some((expires_at, matrix)) = FeatureMatrix::decode(&bytes)
         && expires_at > policy.now
         && matrix.dates.len() == count
@@ -579,7 +579,7 @@ pub fn features(
     }
     let bars = load_series(db, symbol, to)?;
     let matrix = set.compute(&bars)?;
-    kv.set(&key, &matrix.encode(policy.now.saturating_add(policy.ttl_secs)))?;
+    kv.set_cached(&key, &matrix.encode(policy.now.saturating_add(policy.ttl_secs)));
     Ok(Some(Computed { matrix, last_bar, cache_hit: false }))
 }
 
@@ -597,7 +597,7 @@ pub fn features_on(
     let key = format!("{CACHE_PREFIX}{symbol}/{}/{}/row-{date}", set.name(), set.version());
     let row = |m: &FeatureMatrix| m.columns.iter().map(|c| c[0]).collect::<Vec<f64>>();
     if !policy.refresh
-        && let Some(bytes) = kv.get(&key)?
+        && let Some(bytes) = kv.get_cached(&key)
         && let Some((expires_at, matrix)) = FeatureMatrix::decode(&bytes)
         && expires_at > policy.now
         && matrix.dates == [date]
@@ -611,7 +611,7 @@ pub fn features_on(
         return Ok(None);
     }
     let one = computed.matrix.slice(Some(date), Some(date));
-    kv.set(&key, &one.encode(policy.now.saturating_add(policy.ttl_secs)))?;
+    kv.set_cached(&key, &one.encode(policy.now.saturating_add(policy.ttl_secs)));
     Ok(Some(row(&one)))
 }
 

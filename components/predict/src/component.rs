@@ -7,14 +7,19 @@ use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
 use stockops_core::ApiError;
 use stockops_core::spin_backend::SpinKv;
-use stockops_core::spin_http::{Query, database, json, require_auth, require_read_auth, respond};
+use stockops_core::spin_http::{Query, body, database, json, require_auth, require_read_auth, serve};
 use train_batch::registry;
 
 use crate::serving::{self, Experiment, PredictRequest};
 
+/// Largest predict request (raw feature rows for a few thousand symbols).
+const MAX_PREDICT_BODY: usize = 8 * 1024 * 1024;
+/// Largest experiment definition.
+const MAX_SMALL_BODY: usize = 16 * 1024;
+
 #[http_component]
 fn handle(req: Request) -> Response {
-    respond(route(&req))
+    serve(&req, route)
 }
 
 fn route(req: &Request) -> Result<Response, ApiError> {
@@ -55,7 +60,7 @@ fn now_unix() -> u64 {
 /// `POST /api/predict`: symbols on a date (or the whole universe), or raw feature rows.
 fn post_predict(req: &Request) -> Result<Response, ApiError> {
     require_read_auth(req)?;
-    let body: PredictRequest = serde_json::from_slice(req.body())
+    let body: PredictRequest = serde_json::from_slice(body(req, MAX_PREDICT_BODY)?)
         .map_err(|e| ApiError::bad_request("invalid", format!("predict request: {e}")))?;
     let (db, kv) = (database()?, SpinKv::open_default()?);
     Ok(json(200, &serving::predict(&db, &kv, &body, now_unix())?))
@@ -135,7 +140,7 @@ struct ExperimentBody {
 /// `PUT /api/experiments/{name}` with `{"model", "challenger_share", "champion_alias"?, "challenger_alias"?}`.
 fn put_experiment(req: &Request, name: &str) -> Result<Response, ApiError> {
     require_auth(req)?;
-    let body: ExperimentBody = serde_json::from_slice(req.body())
+    let body: ExperimentBody = serde_json::from_slice(body(req, MAX_SMALL_BODY)?)
         .map_err(|e| ApiError::bad_request("invalid", format!("experiment body: {e}")))?;
     registry::check_alias(name).map_err(|_| {
         ApiError::bad_request("invalid", format!("experiment name {name:?} must be 1 to 32 characters of a-z 0-9 _ -"))

@@ -196,14 +196,14 @@ pub fn load_model(db: &impl Database, kv: &impl KeyValue, name: &str, version: i
         .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
         .unwrap_or_default();
     let key = format!("{PLAN_PREFIX}{sha}");
-    let cached = kv.get(&key)?.and_then(|b| Plan::from_bytes(&b).ok());
+    let cached = kv.get_cached(&key).and_then(|b| Plan::from_bytes(&b).ok());
     let scorer = match cached {
         Some(plan) => Scorer::Plan(plan),
         None => {
             let onnx = registry::read_artifact(db, name, version, ONNX)?;
             match Plan::from_onnx(&onnx) {
                 Ok(plan) => {
-                    kv.set(&key, &plan.to_bytes())?;
+                    kv.set_cached(&key, &plan.to_bytes());
                     Scorer::Plan(plan)
                 }
                 // Not a single ensemble or linear node: run the graph through tract.
@@ -665,11 +665,11 @@ fn load_explainer(
     loaded: &LoadedModel,
 ) -> Result<Explainer, ApiError> {
     let key = format!("{SHAP_PREFIX}{}", loaded.artifact_sha256);
-    if let Some(e) = kv.get(&key)?.and_then(|b| Explainer::from_bytes(&b)) {
+    if let Some(e) = kv.get_cached(&key).and_then(|b| Explainer::from_bytes(&b)) {
         return Ok(e);
     }
     let explainer = Explainer::new(&load_booster(db, model, loaded)?);
-    kv.set(&key, &explainer.to_bytes())?;
+    kv.set_cached(&key, &explainer.to_bytes());
     Ok(explainer)
 }
 

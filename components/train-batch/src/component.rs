@@ -10,14 +10,20 @@ use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
 use stockops_core::ApiError;
 use stockops_core::spin_backend::SpinKv;
-use stockops_core::spin_http::{database, json, require_auth, require_read_auth, respond};
+use stockops_core::spin_http::{body, database, json, require_auth, require_read_auth, serve};
 
 use crate::job::{self, JobSpec};
+use crate::recovery;
 use crate::registry;
+
+/// Largest job spec (with its search space).
+const MAX_JOB_BODY: usize = 256 * 1024;
+/// Largest alias move.
+const MAX_SMALL_BODY: usize = 16 * 1024;
 
 #[http_component]
 fn handle(req: Request) -> Response {
-    respond(route(&req))
+    serve(&req, route)
 }
 
 fn route(req: &Request) -> Result<Response, ApiError> {
@@ -30,7 +36,7 @@ fn route(req: &Request) -> Result<Response, ApiError> {
             _ => &["POST"],
         },
         ["api", "train", id] => match method {
-            Method::Get => return read(req, || Ok(json(200, &job::get_job(&database()?, id)?))),
+            Method::Get => return read(req, || Ok(json(200, &job::get_job(&settled_database()?, id)?))),
             _ => &["GET"],
         },
         ["api", "models"] => match method {
@@ -72,18 +78,34 @@ fn version(text: &str) -> Result<i64, ApiError> {
         .ok_or_else(|| ApiError::bad_request("invalid", format!("version {text:?} is not a positive integer")))
 }
 
+/// How long after its start a component job still `running` counts as interrupted, unless the
+/// `job_stale_after_secs` variable says otherwise: well past the host's default 300 s request timeout.
+const DEFAULT_JOB_STALE_AFTER_SECS: i64 = 900;
+
+/// The database, with jobs interrupted by a dead host settled first (see `recovery`), so no answer shows
+/// them as running or their versions as in training.
+fn settled_database() -> Result<stockops_core::spin_backend::SpinDb, ApiError> {
+    let db = database()?;
+    let stale_after = spin_sdk::variables::get("job_stale_after_secs")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(DEFAULT_JOB_STALE_AFTER_SECS);
+    recovery::settle_interrupted(&db, chrono::Utc::now(), stale_after)?;
+    Ok(db)
+}
+
 /// `POST /api/train`: runs the job to completion and answers its record (201), or why it could not run.
 fn post_train(req: &Request) -> Result<Response, ApiError> {
     require_auth(req)?;
-    let spec = JobSpec::from_json(req.body())?;
-    let (db, kv) = (database()?, SpinKv::open_default()?);
+    let spec = JobSpec::from_json(body(req, MAX_JOB_BODY)?)?;
+    let (db, kv) = (settled_database()?, SpinKv::open_default()?);
     let record = job::run(&db, &kv, &spec, "api", |_| ControlFlow::Continue(()))?;
     Ok(json(201, &record))
 }
 
 /// `GET /api/models/{name}`: the versions (newest first) and the alias history.
 fn get_model(name: &str) -> Result<Response, ApiError> {
-    let db = database()?;
+    let db = settled_database()?;
     let versions = registry::list_versions(&db, name)?;
     if versions.is_empty() {
         return Err(ApiError::not_found(format!("no model named {name}")));
@@ -124,7 +146,7 @@ struct AliasBody {
 /// alias atomically and answers the audit row.
 fn put_alias(req: &Request, name: &str, alias: &str) -> Result<Response, ApiError> {
     require_auth(req)?;
-    let body: AliasBody = serde_json::from_slice(req.body())
+    let body: AliasBody = serde_json::from_slice(body(req, MAX_SMALL_BODY)?)
         .map_err(|e| ApiError::bad_request("invalid", format!("alias body: {e} (expected {{\"version\": n}})")))?;
     // The shared API token names no person: the caller may say who they are, else it is "api".
     let actor = body.actor.as_deref().unwrap_or("api");
@@ -134,7 +156,7 @@ fn put_alias(req: &Request, name: &str, alias: &str) -> Result<Response, ApiErro
 
 /// The scheduled retrain: the champion's spec on the newest data, registered as `challenger`.
 fn on_cron(_timestamp: u64) -> Result<(), String> {
-    let db = database().map_err(|e| e.message)?;
+    let db = settled_database().map_err(|e| e.message)?;
     let kv = SpinKv::open_default().map_err(|e| e.to_string())?;
     match job::retrain_champion(&db, &kv).map_err(|e| e.to_string())? {
         Some(job) => eprintln!("retrained {} as version {:?} (challenger), job {}", job.model, job.version, job.id),

@@ -16,6 +16,7 @@ use thiserror::Error;
 use crate::gbdt::{self, Booster, Params, RoundEval, StopReason};
 use crate::hpo::{Search, Trial};
 use crate::metrics::signal_report;
+use crate::reference::Reference;
 use crate::registry::{self, Artifact, NewVersion, RegistryError};
 use crate::training_data::{self, DataError, Segments, TrainingData};
 
@@ -327,7 +328,9 @@ fn train_and_register(
     });
     let onnx = crate::onnx::export(&booster);
     let booster_json = serde_json::to_vec(&booster).map_err(|e| e.to_string())?;
-    let card = card(&booster, spec, set, data);
+    // Monitoring's drift baseline: features and scores of the valid rows (see `reference`).
+    let reference = Reference::of_segment("valid", &booster, &data.valid)?;
+    let card = card(&booster, spec, set, data, &reference);
     registry::complete_version(
         db,
         &spec.model,
@@ -342,7 +345,7 @@ fn train_and_register(
 }
 
 /// The model card: what a reader needs to use the version without the job.
-fn card(booster: &Booster, spec: &JobSpec, set: &NamedSet, data: &TrainingData) -> Value {
+fn card(booster: &Booster, spec: &JobSpec, set: &NamedSet, data: &TrainingData, reference: &Reference) -> Value {
     let mut importance = booster.feature_importance();
     importance.sort_by(|a, b| b.gain.total_cmp(&a.gain).then_with(|| a.feature.cmp(&b.feature)));
     json!({
@@ -358,6 +361,7 @@ fn card(booster: &Booster, spec: &JobSpec, set: &NamedSet, data: &TrainingData) 
         "symbols": data.symbols,
         "segments": spec.segments,
         "importance": importance,
+        "reference": reference,
         "artifacts": {
             "onnx": "ai.onnx.ml TreeEnsembleRegressor; input `features` float32 [N, features], output [N, 1]",
             "booster": "the trees as JSON with per-node cover (TreeSHAP)",

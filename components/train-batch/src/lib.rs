@@ -7,6 +7,8 @@ pub mod hpo;
 pub mod job;
 pub mod metrics;
 pub mod onnx;
+pub mod recovery;
+pub mod reference;
 pub mod registry;
 pub mod training_data;
 

@@ -1,8 +1,10 @@
 //! Native jobs over the app's own stores, opened from the runtime config without loading any
 //! component: bulk ingest (`stockops ingest`), feature export (`stockops features`), training
-//! (`stockops train`) and model import (`stockops models import`). They run the same library code as
-//! the components, through the storage seam's native implementation.
+//! (`stockops train`), model import (`stockops models import`), and backups as files (`stockops backup`,
+//! `stockops restore`). They run the same library code as the components, through the storage seam's
+//! native implementation.
 
+pub mod backup;
 pub mod features;
 pub mod ingest;
 pub mod models;
@@ -35,6 +37,16 @@ pub struct Stores {
 }
 
 impl StoreArgs {
+    /// The application manifest.
+    pub fn manifest(&self) -> &std::path::Path {
+        &self.manifest
+    }
+
+    /// The runtime config file, if one is given.
+    pub fn runtime_config(&self) -> Option<&std::path::Path> {
+        self.runtime_config.as_deref()
+    }
+
     /// Opens the `default` database and store the runtime config names, and migrates the schema.
     pub async fn open(&self) -> Result<Stores> {
         let app_dir = self.manifest.parent().map(PathBuf::from).unwrap_or_default();
