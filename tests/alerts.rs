@@ -110,7 +110,9 @@ fn alerts_fire_once_notify_with_retries_and_resolve() {
     let (status, rules) = send(&host, Method::GET, "/api/alerts/rules", None);
     assert_eq!(status, 200, "{rules}");
     assert_eq!(rules["rules_file"]["found"], json!(true), "{rules}");
-    assert!(rules["rules"].as_array().unwrap().iter().any(|r| r["id"] == "backup-stale" || r["kind"] == "backup_stale"));
+    assert!(
+        rules["rules"].as_array().unwrap().iter().any(|r| r["id"] == "backup-stale" || r["kind"] == "backup_stale")
+    );
 
     // A fresh deployment has no backup: that alert fires, once, on both channels.
     let report = evaluate(&host);
@@ -119,10 +121,7 @@ fn alerts_fire_once_notify_with_retries_and_resolve() {
     let seen = receiver.take();
     let webhook: Vec<&Value> = seen.iter().filter(|(p, _)| p == "/webhook").map(|(_, b)| b).collect();
     let slack: Vec<&Value> = seen.iter().filter(|(p, _)| p == "/slack").map(|(_, b)| b).collect();
-    assert!(
-        webhook.iter().any(|b| b["status"] == "firing" && b["alert"]["id"] == backup_alert["id"]),
-        "{seen:?}"
-    );
+    assert!(webhook.iter().any(|b| b["status"] == "firing" && b["alert"]["id"] == backup_alert["id"]), "{seen:?}");
     assert!(slack.iter().any(|b| b["text"].as_str().is_some_and(|t| t.contains("FIRING"))), "{seen:?}");
     let id = backup_alert["id"].as_i64().unwrap();
     let (_, detail) = send(&host, Method::GET, &format!("/api/alerts/{id}"), None);
@@ -146,7 +145,10 @@ fn alerts_fire_once_notify_with_retries_and_resolve() {
     let (_, resolved) = send(&host, Method::GET, &format!("/api/alerts/{id}"), None);
     assert_eq!(resolved["state"], "resolved", "{resolved}");
     assert!(
-        receiver.take().iter().any(|(p, b)| p == "/webhook" && b["status"] == "resolved" && b["alert"]["id"] == json!(id))
+        receiver
+            .take()
+            .iter()
+            .any(|(p, b)| p == "/webhook" && b["status"] == "resolved" && b["alert"]["id"] == json!(id))
     );
     let (status, _) = send(&host, Method::POST, &format!("/api/alerts/{id}/ack"), None);
     assert_eq!(status, 409, "only a firing alert can be acked");
@@ -172,8 +174,12 @@ fn rules_set_through_the_api_override_the_file_and_bad_ones_are_refused() {
     assert!(fired.is_some(), "the latency rule fires");
 
     // Disabling the rule resolves its alert.
-    let (status, _) =
-        send(&host, Method::PUT, "/api/alerts/rules/health-latency", Some(&json!({"kind": "latency_p95", "route": "/health", "enabled": false})));
+    let (status, _) = send(
+        &host,
+        Method::PUT,
+        "/api/alerts/rules/health-latency",
+        Some(&json!({"kind": "latency_p95", "route": "/health", "enabled": false})),
+    );
     assert_eq!(status, 200);
     evaluate(&host);
     assert!(firing(&host).iter().all(|a| a["rule_id"] != "health-latency"));

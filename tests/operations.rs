@@ -188,13 +188,16 @@ fn killing_the_host_mid_backup_or_mid_training_leaves_nothing_half_written() {
         versions.iter().filter(|v| v["status"] == "ready").map(|v| v["version"].as_i64().unwrap()).collect();
     assert_eq!(ready, vec![v1], "{model}");
     assert!(versions.iter().all(|v| v["status"] != "training"), "the interrupted version is settled: {model}");
-    assert!(versions.iter().any(|v| v["status"] == "failed"
-        && v["error"].as_str().is_some_and(|e| e.contains("interrupted"))), "{model}");
+    assert!(
+        versions
+            .iter()
+            .any(|v| v["status"] == "failed" && v["error"].as_str().is_some_and(|e| e.contains("interrupted"))),
+        "{model}"
+    );
 
     // A backup killed while it writes: none is verified, none can be restored, the next one works.
     let base = host.base.clone();
-    let request =
-        std::thread::spawn(move || client().post(format!("{base}/api/backups")).bearer_auth(TOKEN).send());
+    let request = std::thread::spawn(move || client().post(format!("{base}/api/backups")).bearer_auth(TOKEN).send());
     std::thread::sleep(Duration::from_millis(300));
     host.kill();
     let finished = request.join().unwrap().is_ok_and(|r| r.status() == 201);

@@ -50,7 +50,9 @@ fn health_is_ok_when_every_part_is_present(kv: Kv) {
             &format!(
                 "INSERT INTO train_jobs (id, model_name, status, created_at, finished_at, error) VALUES ('job-1', 'm', 'succeeded', '{now}', '{now}', NULL)"
             ),
-            &format!("INSERT INTO backups (id, created_at, status, size_bytes, sha256) VALUES ('b-1', '{now}', 'verified', 10, 'abc')"),
+            &format!(
+                "INSERT INTO backups (id, created_at, status, size_bytes, sha256) VALUES ('b-1', '{now}', 'verified', 10, 'abc')"
+            ),
         ],
     );
     let (status, body) = json(host.get("/health"));
@@ -130,11 +132,12 @@ fn routing_answers_like_spin(kv: Kv) {
     assert_eq!((status, body["error"]["code"].as_str()), (405, Some("method_not_allowed")), "{body}");
     let (status, body) = json(host.get("/api/experiments"));
     assert_eq!((status, body["experiments"].as_array().map(Vec::len)), (200, Some(0)), "{body}");
-    // Not built yet answers 501, never a fake result.
-    for path in ["/api/alerts", "/api/backups"] {
-        let (status, body) = json(host.get(path));
-        assert_eq!((status, body["error"]["code"].as_str()), (501, Some("not_implemented")), "{path}: {body}");
-    }
+    let (status, body) = json(host.get("/api/alerts"));
+    assert_eq!((status, body["alerts"].as_array().map(Vec::len)), (200, Some(0)), "{body}");
+    let (status, body) = json(host.get("/api/backups"));
+    assert_eq!((status, body["backups"].as_array().map(Vec::len)), (200, Some(0)), "{body}");
+    let (status, body) = json(client().delete(format!("{}/api/alerts", host.base)).send().unwrap());
+    assert_eq!((status, body["error"]["code"].as_str()), (405, Some("method_not_allowed")), "{body}");
     // Wrong method on an existing route.
     let (status, body) = json(client().delete(format!("{}/health", host.base)).send().unwrap());
     assert_eq!((status, body["error"]["code"].as_str()), (405, Some("method_not_allowed")), "{body}");
@@ -151,9 +154,11 @@ fn routing_answers_like_spin(kv: Kv) {
 }
 
 fn cron_events_reach_the_component(kv: Kv) {
-    // `cron run` calls the component's handle-cron-event export; alert's answers that it is not built yet.
+    // `cron run` calls the component's handle-cron-event export: alert's evaluates the rules; backup's fails
+    // loudly here, where no backup passphrase is set.
     let host = Host::start(kv, HostOptions::default());
     let rc = host.dir.path().join("runtime-config.toml");
+    // An empty passphrase in the environment wins over the checkout's .env.
     let run = |component: &str| {
         std::process::Command::new(support::stockops_bin())
             .args(["cron", "run", component, "--manifest"])
@@ -163,16 +168,17 @@ fn cron_events_reach_the_component(kv: Kv) {
             .arg("--cache-dir")
             .arg(support::root().join("target/aot-cache"))
             .env("SPIN_VARIABLE_API_TOKEN", TOKEN)
+            .env("SPIN_VARIABLE_BACKUP_KEY", "")
             .output()
             .unwrap()
     };
     let out = run("alert");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("cron event of `alert` handled"));
+    let out = run("backup");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(
-        stderr.contains("component `alert` failed: monitoring and alerts (issue 6: operations) is not implemented yet"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("component `backup` failed") && stderr.contains("SPIN_VARIABLE_BACKUP_KEY"), "{stderr}");
     let out = run("health");
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not export handle-cron-event"));
     let out = run("nope");
@@ -201,15 +207,16 @@ both_backends!(
 
 #[test]
 fn schedules_fire_cron_events() {
-    // A manifest of our own with a schedule of every second, over the real alert component.
+    // A manifest of our own with a schedule of every second, over the real backup component, which fails
+    // every time without its passphrase (the component declares no variables here).
     let dir = tempfile::tempdir().unwrap();
     let manifest = dir.path().join("spin.toml");
-    let wasm = support::root().join("target/wasm32-wasip2/wasm/alert.wasm");
+    let wasm = support::root().join("target/wasm32-wasip2/wasm/backup.wasm");
     std::fs::write(
         &manifest,
         format!(
-            "spin_manifest_version = 2\n[application]\nname = \"cron-test\"\n[[trigger.cron]]\ncomponent = \"alert\"\ncron_expression = \"* * * * * *\"\n\
-             [component.alert]\nsource = \"{}\"\nsqlite_databases = [\"default\"]\n",
+            "spin_manifest_version = 2\n[application]\nname = \"cron-test\"\n[[trigger.cron]]\ncomponent = \"backup\"\ncron_expression = \"* * * * * *\"\n\
+             [component.backup]\nsource = \"{}\"\nsqlite_databases = [\"default\"]\nkey_value_stores = [\"default\", \"backups\"]\n",
             wasm.display()
         ),
     )
@@ -220,7 +227,7 @@ fn schedules_fire_cron_events() {
         (log.matches("cron event failed").count() >= 2).then_some(())
     });
     assert!(fired.is_some(), "the every-second schedule did not fire twice:\n{}", host.log.lock().unwrap());
-    assert!(host.log.lock().unwrap().contains("is not implemented yet"));
+    assert!(host.log.lock().unwrap().contains("SPIN_VARIABLE_BACKUP_KEY"));
 }
 
 #[test]

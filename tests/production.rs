@@ -67,7 +67,8 @@ fn the_main_job_runs_on_a_libsql_server_and_redis() {
     assert_eq!(status, 200, "{report}");
     let (status, model) = json_of(host.get("/api/models/m"));
     assert_eq!(status, 200, "{model}");
-    let versions: Vec<i64> = model["versions"].as_array().unwrap().iter().map(|v| v["version"].as_i64().unwrap()).collect();
+    let versions: Vec<i64> =
+        model["versions"].as_array().unwrap().iter().map(|v| v["version"].as_i64().unwrap()).collect();
     assert_eq!(versions, vec![v1], "{model}");
     let (status, again) = json_of(host.get("/api/predict/AAPL"));
     assert_eq!(status, 200, "{again}");

@@ -73,9 +73,11 @@ impl SqliteDatabase {
         Ok(conn)
     }
 
-    /// Returns a connection to the pool, unless a transaction was left open on it.
+    /// Returns a connection to the pool, unless a transaction was left open on it. Remote connections are
+    /// not kept: a libSQL server expires an idle stream after seconds, and a new one costs no round trip.
     pub fn release(&self, conn: libsql::Connection) {
-        if conn.is_autocommit()
+        if self.local
+            && conn.is_autocommit()
             && let Ok(mut idle) = self.idle.lock()
             && idle.len() < POOL_SIZE
         {

@@ -40,10 +40,8 @@ pub fn resolve(
             Some(v) => {
                 app.insert(name.clone(), v);
             }
-            None if def.required => problems.push(format!(
-                "variable `{name}` is required: set {} in the environment or in .env",
-                env_key(name)
-            )),
+            None if def.required => problems
+                .push(format!("variable `{name}` is required: set {} in the environment or in .env", env_key(name))),
             None => {}
         }
     }

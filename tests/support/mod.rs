@@ -293,7 +293,6 @@ impl Host {
         )
     }
 
-
     /// GET a path.
     pub fn get(&self, path: &str) -> reqwest::blocking::Response {
         client().get(format!("{}{path}", self.base)).send().unwrap()

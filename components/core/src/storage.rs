@@ -60,9 +60,13 @@ pub struct Rows {
 }
 
 impl Rows {
-    /// Position of a column by name.
+    /// Position of a column by name, ignoring ASCII case as SQL does: a libSQL server upper-cases aliases
+    /// that are keywords (`AS first` comes back as `FIRST`), an embedded SQLite does not.
     pub fn column(&self, name: &str) -> Option<usize> {
-        self.columns.iter().position(|c| c == name)
+        self.columns
+            .iter()
+            .position(|c| c == name)
+            .or_else(|| self.columns.iter().position(|c| c.eq_ignore_ascii_case(name)))
     }
 
     /// The value at (row, column name), if both exist.
