@@ -29,16 +29,6 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn constant_time_eq_compares_content_and_length() {
-        assert!(super::constant_time_eq(b"secret", b"secret"));
-        assert!(!super::constant_time_eq(b"secret", b"secreT"));
-        assert!(!super::constant_time_eq(b"secret", b"secret2"));
-    }
-}
-
 /// Exports the Spin cron trigger's `handle-cron-event` (wit/cron.wit) from the calling component crate,
 /// calling `$handler(timestamp_secs: u64) -> Result<(), String>`. The bindings are generated in the
 /// calling crate, so only components with a `[[trigger.cron]]` carry that export.
@@ -56,4 +46,14 @@ macro_rules! export_cron_handler {
             export!(Cron);
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn constant_time_eq_compares_content_and_length() {
+        assert!(super::constant_time_eq(b"secret", b"secret"));
+        assert!(!super::constant_time_eq(b"secret", b"secreT"));
+        assert!(!super::constant_time_eq(b"secret", b"secret2"));
+    }
 }

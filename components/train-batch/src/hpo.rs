@@ -225,7 +225,7 @@ mod tests {
 
     fn data(seed: u64, n: usize) -> Dataset {
         let mut rng = Rng::new(seed, Stream::Search);
-        let mut cols = vec![Vec::with_capacity(n); 3];
+        let mut cols: Vec<Vec<f64>> = (0..3).map(|_| Vec::with_capacity(n)).collect();
         let mut y = Vec::with_capacity(n);
         for _ in 0..n {
             let x: Vec<f64> = (0..3).map(|_| rng.next_f64() * 2.0 - 1.0).collect();

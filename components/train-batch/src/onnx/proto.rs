@@ -353,11 +353,11 @@ impl TensorProto {
     pub fn float_values(&self) -> Option<Vec<f64>> {
         let raw = &self.raw_data;
         match DataType::try_from(self.data_type).ok()? {
-            DataType::Float if !raw.is_empty() => (raw.len() % 4 == 0).then(|| {
+            DataType::Float if !raw.is_empty() => raw.len().is_multiple_of(4).then(|| {
                 raw.chunks_exact(4).map(|b| f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]]))).collect()
             }),
             DataType::Float => Some(self.float_data.iter().map(|&x| f64::from(x)).collect()),
-            DataType::Double if !raw.is_empty() => (raw.len() % 8 == 0)
+            DataType::Double if !raw.is_empty() => raw.len().is_multiple_of(8)
                 .then(|| raw.chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes"))).collect()),
             DataType::Double => Some(self.double_data.clone()),
             _ => None,
