@@ -198,3 +198,56 @@ fn rules_set_through_the_api_override_the_file_and_bad_ones_are_refused() {
     let resp = client().put(format!("{}/api/alerts/rules/x", host.base)).json(&rule).send().unwrap();
     assert_eq!(resp.status(), 401);
 }
+
+#[test]
+fn data_rules_fire_on_stale_bars_failed_jobs_and_drifting_scores() {
+    let host = Host::start(Kv::Embedded, HostOptions { args: vec!["--no-cron".into()], ..Default::default() });
+    let csv = std::fs::read(support::root().join("tests/fixtures/reference/us4_ohlcv.csv")).unwrap();
+    assert_eq!(
+        client().post(format!("{}/api/bars", host.base)).bearer_auth(TOKEN).body(csv).send().unwrap().status(),
+        200
+    );
+    let job = json!({"model": "m", "segments": {"train": {"from": "2005-01-01", "to": "2009-12-31"},
+        "valid": {"from": "2010-01-01", "to": "2010-12-31"}, "test": {"from": "2011-01-01", "to": "2013-03-01"}},
+        "params": {"num_leaves": 15, "num_boost_round": 30, "early_stopping_rounds": 0}});
+    assert_eq!(send(&host, Method::POST, "/api/train", Some(&job)).0, 201);
+    assert_eq!(send(&host, Method::PUT, "/api/models/m/aliases/champion", Some(&json!({"version": 1}))).0, 200);
+
+    let rules = json!({"rules": [
+        {"id": "bars", "kind": "staleness", "channels": []},
+        {"id": "jobs", "kind": "failed_jobs", "window_minutes": 1440, "channels": []},
+        {"id": "scores", "kind": "score_drift", "model": "m", "window_minutes": 1440, "min_rows": 30, "channels": []},
+    ]});
+    let (status, body) = send(&host, Method::PUT, "/api/alerts/rules", Some(&rules));
+    assert_eq!(status, 200, "{body}");
+
+    // Nothing logged and no failed job yet: the score rule skips (too few rows), the job rule is clean.
+    let report = evaluate(&host);
+    let firing_rules = |host: &Host| -> Vec<String> {
+        firing(host).iter().filter_map(|a| a["rule_id"].as_str().map(str::to_string)).collect()
+    };
+    assert!(firing_rules(&host).contains(&"bars".to_string()), "the sample bars end in 2013: {report}");
+    assert!(!firing_rules(&host).contains(&"jobs".to_string()));
+    assert!(!firing_rules(&host).contains(&"scores".to_string()));
+
+    // A failed job, and 36 logged scores (four symbols on nine days) of a model far from its reference:
+    // the reference is of the valid segment, 2010; the scores are of 2013.
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    support::sql(
+        &host.db_path(),
+        &[&format!(
+            "INSERT INTO train_jobs (id, model_name, status, created_at, finished_at, error, trigger) \
+             VALUES ('job-x', 'm', 'failed', '{now}', '{now}', 'out of memory', 'api')"
+        )],
+    );
+    for day in ["02-19", "02-20", "02-21", "02-22", "02-25", "02-26", "02-27", "02-28", "03-01"] {
+        let (status, body) =
+            send(&host, Method::POST, "/api/predict", Some(&json!({"model": "m", "date": format!("2013-{day}")})));
+        assert_eq!(status, 200, "{body}");
+    }
+    let report = evaluate(&host);
+    let now_firing = firing_rules(&host);
+    for rule in ["bars", "jobs", "scores"] {
+        assert!(now_firing.contains(&rule.to_string()), "{rule} fires: {report}");
+    }
+}

@@ -357,7 +357,9 @@ impl TensorProto {
                 raw.chunks_exact(4).map(|b| f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]]))).collect()
             }),
             DataType::Float => Some(self.float_data.iter().map(|&x| f64::from(x)).collect()),
-            DataType::Double if !raw.is_empty() => raw.len().is_multiple_of(8)
+            DataType::Double if !raw.is_empty() => raw
+                .len()
+                .is_multiple_of(8)
                 .then(|| raw.chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes"))).collect()),
             DataType::Double => Some(self.double_data.clone()),
             _ => None,
