@@ -96,7 +96,6 @@ fn alerts_fire_once_notify_with_retries_and_resolve() {
     let host = Host::start(
         Kv::Embedded,
         HostOptions {
-            args: vec!["--no-cron".into()],
             env: vec![
                 ("SPIN_VARIABLE_ALERT_WEBHOOK_URL".into(), format!("{hook}/webhook")),
                 ("SPIN_VARIABLE_ALERT_SLACK_WEBHOOK_URL".into(), format!("{hook}/slack")),
@@ -156,7 +155,7 @@ fn alerts_fire_once_notify_with_retries_and_resolve() {
 
 #[test]
 fn rules_set_through_the_api_override_the_file_and_bad_ones_are_refused() {
-    let host = Host::start(Kv::Embedded, HostOptions { args: vec!["--no-cron".into()], ..Default::default() });
+    let host = Host::start(Kv::Embedded, HostOptions::default());
 
     // A p95 latency rule on /health with a threshold every request exceeds.
     let rule = json!({"id": "health-latency", "kind": "latency_p95", "route": "/health", "window_minutes": 15,
@@ -201,7 +200,7 @@ fn rules_set_through_the_api_override_the_file_and_bad_ones_are_refused() {
 
 #[test]
 fn data_rules_fire_on_stale_bars_failed_jobs_and_drifting_scores() {
-    let host = Host::start(Kv::Embedded, HostOptions { args: vec!["--no-cron".into()], ..Default::default() });
+    let host = Host::start(Kv::Embedded, HostOptions::default());
     let csv = std::fs::read(support::root().join("tests/fixtures/reference/us4_ohlcv.csv")).unwrap();
     assert_eq!(
         client().post(format!("{}/api/bars", host.base)).bearer_auth(TOKEN).body(csv).send().unwrap().status(),

@@ -89,8 +89,7 @@ fn same(a: &BTreeMap<String, Vec<String>>, b: &BTreeMap<String, Vec<String>>) {
 
 #[test]
 fn a_backup_restores_the_database_exactly_and_every_corruption_is_refused() {
-    // No cron: the alert schedule would write alerts between the dumps compared here.
-    let host = Host::start(Kv::Embedded, HostOptions { args: vec!["--no-cron".into()], ..Default::default() });
+    let host = Host::start(Kv::Embedded, HostOptions::default());
     ingest(&host);
     let v1 = train(&host, 1);
     assert_eq!(send(&host, Method::PUT, "/api/models/m/aliases/champion", &json!({"version": v1})).0, 200);
@@ -167,11 +166,7 @@ fn a_backup_restores_the_database_exactly_and_every_corruption_is_refused() {
 fn killing_the_host_mid_backup_or_mid_training_leaves_nothing_half_written() {
     let mut host = Host::start(
         Kv::Embedded,
-        HostOptions {
-            args: vec!["--no-cron".into()],
-            env: vec![("SPIN_VARIABLE_JOB_STALE_AFTER_SECS".into(), "1".into())],
-            ..Default::default()
-        },
+        HostOptions { env: vec![("SPIN_VARIABLE_JOB_STALE_AFTER_SECS".into(), "1".into())], ..Default::default() },
     );
     ingest(&host);
     let v1 = train(&host, 1);

@@ -221,7 +221,8 @@ fn schedules_fire_cron_events() {
         ),
     )
     .unwrap();
-    let host = Host::start(Kv::Embedded, HostOptions { manifest: Some(manifest), ..Default::default() });
+    let host =
+        Host::start(Kv::Embedded, HostOptions { manifest: Some(manifest), schedules: true, ..Default::default() });
     let fired = eventually(Duration::from_secs(10), || {
         let log = host.log.lock().unwrap();
         (log.matches("cron event failed").count() >= 2).then_some(())

@@ -180,6 +180,9 @@ pub struct HostOptions {
     pub manifest: Option<PathBuf>,
     /// The database on a libSQL server (sqld) started for the test, instead of an embedded file.
     pub sqld: bool,
+    /// Run spin.toml's cron schedules. Off by default: a schedule firing mid-test (the nightly backup, the
+    /// weekday retrain, the alert evaluation every minute) would change what the test checks.
+    pub schedules: bool,
 }
 
 pub const TOKEN: &str = "test-token-0123456789";
@@ -222,11 +225,20 @@ impl Host {
             .arg(&rc)
             .arg("--cache-dir")
             .arg(root().join("target/aot-cache"))
-            .args(&opts.args)
+            .args(Self::extra_args(&opts))
             .envs(Self::env(&opts));
         let log = Arc::new(Mutex::new(String::new()));
         let (child, base) = spawn(cmd, &log);
         Host { child: Some(child), base, dir, log, redis, sqld, rc, manifest, opts }
+    }
+
+    /// The test's own arguments to `up`, and `--no-cron` unless it wants the schedules.
+    fn extra_args(opts: &HostOptions) -> Vec<String> {
+        let mut args = opts.args.clone();
+        if !opts.schedules {
+            args.push("--no-cron".into());
+        }
+        args
     }
 
     /// The environment the host runs with: the test secrets, then what the test adds.
@@ -267,7 +279,7 @@ impl Host {
             .arg(&self.rc)
             .arg("--cache-dir")
             .arg(root().join("target/aot-cache"))
-            .args(&self.opts.args)
+            .args(Self::extra_args(&self.opts))
             .envs(Self::env(&self.opts));
         let (child, base) = spawn(cmd, &self.log);
         (self.child, self.base) = (Some(child), base);
