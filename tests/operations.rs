@@ -242,8 +242,13 @@ fn rate_limits_answer_429_with_retry_after_per_client() {
     assert!((1..=60).contains(&retry), "{retry}");
     let (_, body) = json_of(limited);
     assert_eq!(body["error"]["code"], "rate_limited");
-    // Another client has its own budget; health probes are never limited.
-    assert_eq!(get("another-client").status(), 200);
+    // A made-up token counts against the client's address, which has its own budget; health probes are
+    // never limited.
+    assert_eq!(get("made-up-token").status(), 200);
+    for i in 0..4 {
+        assert_eq!(get(&format!("another-made-up-token-{i}")).status(), 200);
+    }
+    assert_eq!(get("yet-another").status(), 429, "new made-up tokens do not buy new budgets");
     assert_eq!(host.get("/health").status(), 200);
 }
 

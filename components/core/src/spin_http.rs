@@ -32,8 +32,9 @@ pub fn serve(req: &Request, route: impl FnOnce(&Request) -> Result<Response, Api
     }
 }
 
-/// Counts the request against `rate_limit_per_minute` (0 = off) per client: the bearer token's hash when
-/// one is sent, else the client address. Over the limit: 429 with `Retry-After`.
+/// Counts the request against `rate_limit_per_minute` (0 = off) per client: the API token's hash when the
+/// request carries it, else the client address (so made-up tokens cannot buy fresh budgets). Over the
+/// limit: 429 with `Retry-After`.
 fn rate_limit(req: &Request) -> Result<(), Response> {
     let limit = match spin_sdk::variables::get("rate_limit_per_minute") {
         Ok(v) => v.trim().parse::<u64>().map_err(|_| {
@@ -45,7 +46,12 @@ fn rate_limit(req: &Request) -> Result<(), Response> {
         return Ok(());
     }
     let header = |name: &str| req.header(name).and_then(|v| v.as_str()).unwrap_or("");
-    let client = match header("authorization").strip_prefix("Bearer ") {
+    let token = header("authorization").strip_prefix("Bearer ").filter(|given| {
+        spin_sdk::variables::get("api_token").is_ok_and(|expected| {
+            !expected.is_empty() && crate::constant_time_eq(given.as_bytes(), expected.as_bytes())
+        })
+    });
+    let client = match token {
         // Never the token itself in a key: a short hash of it.
         Some(token) => format!("t-{}", &hex::encode(<sha2::Sha256 as sha2::Digest>::digest(token))[..16]),
         // The address without its port: a client opens many connections.
