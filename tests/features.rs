@@ -4,9 +4,10 @@
 
 mod support;
 
+use support::json_of as json;
+
 use features::store::{self, NamedSet};
 use features::{ingest, qlib_bin::QlibDir};
-use reqwest::blocking::Response;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,12 +22,6 @@ fn fixture(name: &str) -> PathBuf {
 
 fn us4_csv() -> Vec<u8> {
     std::fs::read(fixture("us4_ohlcv.csv")).unwrap()
-}
-
-fn json(resp: Response) -> (u16, Value) {
-    let status = resp.status().as_u16();
-    let text = resp.text().unwrap();
-    (status, serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}")))
 }
 
 fn post_bars(host: &Host, query: &str, content_type: Option<&str>, body: Vec<u8>) -> (u16, Value) {

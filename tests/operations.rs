@@ -4,20 +4,15 @@
 
 mod support;
 
+use support::json_of;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
 use reqwest::Method;
-use reqwest::blocking::Response;
 use serde_json::{Value, json};
 use support::{Host, HostOptions, Kv, TOKEN, client, root};
-
-fn json_of(resp: Response) -> (u16, Value) {
-    let status = resp.status().as_u16();
-    let text = resp.text().unwrap();
-    (status, serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}")))
-}
 
 fn send(host: &Host, method: Method, path: &str, body: &Value) -> (u16, Value) {
     json_of(client().request(method, format!("{}{path}", host.base)).bearer_auth(TOKEN).json(body).send().unwrap())

@@ -3,15 +3,10 @@
 
 mod support;
 
-use serde_json::Value;
+use support::json_of as json;
+
 use std::time::Duration;
 use support::{Host, HostOptions, Kv, TOKEN, client, eventually, sql};
-
-fn json(resp: reqwest::blocking::Response) -> (u16, Value) {
-    let status = resp.status().as_u16();
-    let text = resp.text().unwrap();
-    (status, serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}")))
-}
 
 fn today() -> String {
     chrono::Utc::now().format("%Y-%m-%d").to_string()

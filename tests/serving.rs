@@ -4,15 +4,10 @@
 
 mod support;
 
-use reqwest::blocking::Response;
+use support::json_of;
+
 use serde_json::{Value, json};
 use support::{Host, HostOptions, Kv, TOKEN, client, root};
-
-fn json_of(resp: Response) -> (u16, Value) {
-    let status = resp.status().as_u16();
-    let text = resp.text().unwrap();
-    (status, serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}")))
-}
 
 fn post(host: &Host, path: &str, body: &Value) -> (u16, Value) {
     json_of(client().post(format!("{}{path}", host.base)).bearer_auth(TOKEN).json(body).send().unwrap())

@@ -4,16 +4,11 @@
 
 mod support;
 
-use reqwest::blocking::Response;
+use support::json_of;
+
 use serde_json::{Value, json};
 use std::process::Command;
 use support::{Host, HostOptions, Kv, TOKEN, client, root, stockops_bin};
-
-fn json_of(resp: Response) -> (u16, Value) {
-    let status = resp.status().as_u16();
-    let text = resp.text().unwrap();
-    (status, serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}")))
-}
 
 fn ingest_us4(host: &Host) {
     let csv = std::fs::read(root().join("tests/fixtures/reference/us4_ohlcv.csv")).unwrap();

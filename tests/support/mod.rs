@@ -215,21 +215,26 @@ impl Host {
         )
         .unwrap();
         let manifest = opts.manifest.clone().unwrap_or_else(|| root().join("spin.toml"));
+        let log = Arc::new(Mutex::new(String::new()));
+        let (child, base) = spawn(Self::up_command(&manifest, &rc, &opts), &log);
+        Host { child: Some(child), base, dir, log, redis, sqld, rc, manifest, opts }
+    }
+
+    /// `stockops up` on a free port over these stores, with the test's arguments and environment.
+    fn up_command(manifest: &Path, rc: &Path, opts: &HostOptions) -> Command {
         let mut cmd = Command::new(stockops_bin());
         cmd.arg("up")
             .arg("--listen")
             .arg("127.0.0.1:0")
             .arg("--manifest")
-            .arg(&manifest)
+            .arg(manifest)
             .arg("--runtime-config")
-            .arg(&rc)
+            .arg(rc)
             .arg("--cache-dir")
             .arg(root().join("target/aot-cache"))
-            .args(Self::extra_args(&opts))
-            .envs(Self::env(&opts));
-        let log = Arc::new(Mutex::new(String::new()));
-        let (child, base) = spawn(cmd, &log);
-        Host { child: Some(child), base, dir, log, redis, sqld, rc, manifest, opts }
+            .args(Self::extra_args(opts))
+            .envs(Self::env(opts));
+        cmd
     }
 
     /// The test's own arguments to `up`, and `--no-cron` unless it wants the schedules.
@@ -269,19 +274,7 @@ impl Host {
     /// Starts the host again on the same stores (after `kill` or `terminate`); `base` changes.
     pub fn restart(&mut self) {
         self.kill();
-        let mut cmd = Command::new(stockops_bin());
-        cmd.arg("up")
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .arg("--manifest")
-            .arg(&self.manifest)
-            .arg("--runtime-config")
-            .arg(&self.rc)
-            .arg("--cache-dir")
-            .arg(root().join("target/aot-cache"))
-            .args(Self::extra_args(&self.opts))
-            .envs(Self::env(&self.opts));
-        let (child, base) = spawn(cmd, &self.log);
+        let (child, base) = spawn(Self::up_command(&self.manifest, &self.rc, &self.opts), &self.log);
         (self.child, self.base) = (Some(child), base);
     }
 
@@ -340,6 +333,13 @@ impl Drop for Host {
             let _ = c.wait();
         }
     }
+}
+
+/// A response's status and JSON body; panics with the text when the body is not JSON.
+pub fn json_of(resp: reqwest::blocking::Response) -> (u16, serde_json::Value) {
+    let status = resp.status().as_u16();
+    let text = resp.text().unwrap();
+    (status, serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}")))
 }
 
 /// An HTTP client with a sane timeout.
