@@ -1,19 +1,51 @@
 //! Moving averages: SMA, EMA, WMA, DEMA, TEMA, TRIMA, KAMA.
 
-use super::{pad, per_to_k};
+use super::{column, per_to_k, put};
 
+accelerated! {
 /// Simple moving average over `n` values.
 pub fn sma(x: &[f64], n: usize) -> Vec<f64> {
-    pad(x.len(), sma_c(x, n))
+    sma_k(x, n, x.len())
 }
 
 /// Exponential moving average (k = 2/(n+1)), seeded with the SMA of the first `n` values.
 pub fn ema(x: &[f64], n: usize) -> Vec<f64> {
-    pad(x.len(), ema_c(x, n, per_to_k(n)))
+    ema_core(x, n)
 }
 
 /// Linearly weighted moving average (weights 1..n, newest heaviest).
 pub fn wma(x: &[f64], n: usize) -> Vec<f64> {
+    wma_core(x, n)
+}
+
+/// Double EMA: 2·EMA − EMA(EMA).
+pub fn dema(x: &[f64], n: usize) -> Vec<f64> {
+    dema_tema_core(x, n).0
+}
+
+/// Triple EMA: 3·EMA − 3·EMA(EMA) + EMA(EMA(EMA)).
+pub fn tema(x: &[f64], n: usize) -> Vec<f64> {
+    dema_tema_core(x, n).1
+}
+
+/// Triangular moving average (weights rise 1.. to the middle and fall back), O(n) running form.
+pub fn trima(x: &[f64], n: usize) -> Vec<f64> {
+    trima_core(x, n)
+}
+
+/// Kaufman adaptive moving average (fast 2, slow 30 smoothing bounds, efficiency over `n` bars).
+pub fn kama(x: &[f64], n: usize) -> Vec<f64> {
+    kama_core(x, n)
+}
+}
+
+#[inline(always)]
+pub(super) fn ema_core(x: &[f64], n: usize) -> Vec<f64> {
+    ema_k(x, n, per_to_k(n), x.len())
+}
+
+#[inline(always)]
+pub(super) fn wma_core(x: &[f64], n: usize) -> Vec<f64> {
     let len = x.len();
     if n == 0 || len < n {
         return vec![f64::NAN; len];
@@ -42,7 +74,7 @@ pub fn wma(x: &[f64], n: usize) -> Vec<f64> {
     // every older weight by one. TA-Lib rebuilds both sums every 8n bars so rounding cannot pile up.
     let reseed_every = 8 * n;
     let mut bars_left = reseed_every;
-    let mut out = Vec::with_capacity(len + 1 - n);
+    let mut out = column(len, len + 1 - n);
     let mut trailing = 0.0;
     for t in n - 1..len {
         sub += x[t];
@@ -54,34 +86,35 @@ pub fn wma(x: &[f64], n: usize) -> Vec<f64> {
             (sub, sum) = window_sums(t);
         }
         trailing = x[t + 1 - n];
-        out.push(sum / divider);
+        put(&mut out, sum / divider);
         sum -= sub;
     }
-    pad(len, out)
+    out
 }
 
-/// Double EMA: 2·EMA − EMA(EMA).
-pub fn dema(x: &[f64], n: usize) -> Vec<f64> {
+/// DEMA and TEMA over one EMA chain: EMA, EMA(EMA) and EMA(EMA(EMA)) are computed once, each in
+/// place over the previous one (an EMA's value at bar t needs its input at bar t only).
+#[inline(always)]
+pub(super) fn dema_tema_core(x: &[f64], n: usize) -> (Vec<f64>, Vec<f64>) {
+    let len = x.len();
     let k = per_to_k(n);
-    let e1 = ema_c(x, n, k);
-    let e2 = ema_c(&e1, n, k);
-    let out = e2.iter().zip(&e1[e1.len() - e2.len()..]).map(|(b, a)| 2.0 * a - b);
-    pad(x.len(), out.collect())
+    let mut e1 = x.to_vec();
+    let lead1 = ema_in_place(&mut e1, 0, n, k);
+    let mut e2 = e1.clone();
+    let lead2 = ema_in_place(&mut e2, lead1, n, k);
+    let mut e3 = e2.clone();
+    let lead3 = ema_in_place(&mut e3, lead2, n, k);
+    for t in lead3..len {
+        e3[t] += 3.0 * e1[t] - 3.0 * e2[t];
+    }
+    for t in lead2..len {
+        e2[t] = 2.0 * e1[t] - e2[t];
+    }
+    (e2, e3)
 }
 
-/// Triple EMA: 3·EMA − 3·EMA(EMA) + EMA(EMA(EMA)).
-pub fn tema(x: &[f64], n: usize) -> Vec<f64> {
-    let k = per_to_k(n);
-    let e1 = ema_c(x, n, k);
-    let e2 = ema_c(&e1, n, k);
-    let e3 = ema_c(&e2, n, k);
-    let (o1, o2) = (e1.len() - e3.len(), e2.len() - e3.len());
-    let out = (0..e3.len()).map(|j| e3[j] + (3.0 * e1[j + o1] - 3.0 * e2[j + o2]));
-    pad(x.len(), out.collect())
-}
-
-/// Triangular moving average (weights rise 1.. to the middle and fall back), O(n) running form.
-pub fn trima(x: &[f64], n: usize) -> Vec<f64> {
+#[inline(always)]
+pub(super) fn trima_core(x: &[f64], n: usize) -> Vec<f64> {
     let len = x.len();
     if n == 0 || len < n {
         return vec![f64::NAN; len];
@@ -104,8 +137,8 @@ pub fn trima(x: &[f64], n: usize) -> Vec<f64> {
         num_add += v;
         num += num_add;
     }
-    let mut out = Vec::with_capacity(len + 1 - n);
-    out.push(num * factor);
+    let mut out = column(len, len + 1 - n);
+    put(&mut out, num * factor);
     let mut leaving = x[trailing];
     trailing += 1;
     today += 1;
@@ -128,13 +161,13 @@ pub fn trima(x: &[f64], n: usize) -> Vec<f64> {
         today += 1;
         leaving = x[trailing];
         trailing += 1;
-        out.push(num * factor);
+        put(&mut out, num * factor);
     }
-    pad(len, out)
+    out
 }
 
-/// Kaufman adaptive moving average (fast 2, slow 30 smoothing bounds, efficiency over `n` bars).
-pub fn kama(x: &[f64], n: usize) -> Vec<f64> {
+#[inline(always)]
+pub(super) fn kama_core(x: &[f64], n: usize) -> Vec<f64> {
     let len = x.len();
     if n == 1 {
         return x.to_vec();
@@ -154,7 +187,7 @@ pub fn kama(x: &[f64], n: usize) -> Vec<f64> {
         flat_run = if d == 0.0 { flat_run + 1 } else { 0 };
     }
     let mut prev = x[n - 1];
-    let mut out = Vec::with_capacity(len - n);
+    let mut out = column(len, len - n);
     for today in n..len {
         if today > n {
             let d = x[today] - x[today - 1];
@@ -172,43 +205,74 @@ pub fn kama(x: &[f64], n: usize) -> Vec<f64> {
         let er = if path <= 0.0 || net >= path { 1.0 } else { (net / path).abs().min(1.0) };
         let sc = er.mul_add(const_diff, const_max);
         prev = (x[today] - prev).mul_add(sc * sc, prev);
-        out.push(prev);
-    }
-    pad(len, out)
-}
-
-/// TA-Lib's compact SMA (first value at index n-1), subtracting the leaving value as TA-Lib does.
-pub(super) fn sma_c(x: &[f64], n: usize) -> Vec<f64> {
-    if n == 0 || x.len() < n {
-        return Vec::new();
-    }
-    let mut out = Vec::with_capacity(x.len() + 1 - n);
-    let mut total: f64 = x[..n - 1].iter().sum();
-    for t in n - 1..x.len() {
-        total += x[t];
-        out.push(total / n as f64);
-        total -= x[t + 1 - n];
+        put(&mut out, prev);
     }
     out
 }
 
-/// TA-Lib's compact EMA with factor `k`, seeded with the SMA of the first `n` values; each step is
-/// one fused multiply-add, as in TA-Lib. Period 1 is a copy.
-pub(super) fn ema_c(x: &[f64], n: usize, k: f64) -> Vec<f64> {
-    if n == 0 || x.len() < n {
-        return Vec::new();
+/// Number of values of an SMA or EMA over `m` inputs (TA-Lib's compact output length).
+#[inline(always)]
+pub(super) fn ma_count(m: usize, n: usize) -> usize {
+    if n == 0 || m < n { 0 } else { m + 1 - n }
+}
+
+/// TA-Lib's SMA (first value at input index n−1, subtracting the leaving value as TA-Lib does),
+/// as a column of `total` ≥ `x.len()` slots: the values fill its end, NaN before them.
+#[inline(always)]
+pub(super) fn sma_k(x: &[f64], n: usize, total: usize) -> Vec<f64> {
+    let count = ma_count(x.len(), n);
+    let mut out = column(total, count);
+    if count == 0 {
+        return out;
+    }
+    let mut sum: f64 = x[..n - 1].iter().sum();
+    for t in n - 1..x.len() {
+        sum += x[t];
+        put(&mut out, sum / n as f64);
+        sum -= x[t + 1 - n];
+    }
+    out
+}
+
+/// TA-Lib's EMA with factor `k`, seeded with the SMA of the first `n` values; each step is one
+/// fused multiply-add, as in TA-Lib. Period 1 is a copy. A column of `total` ≥ `x.len()` slots.
+#[inline(always)]
+pub(super) fn ema_k(x: &[f64], n: usize, k: f64, total: usize) -> Vec<f64> {
+    let count = ma_count(x.len(), n);
+    let mut out = column(total, count);
+    if count == 0 {
+        return out;
     }
     if n == 1 {
-        return x.to_vec();
+        out.extend_from_slice(x);
+        return out;
     }
     let mut prev = x[..n].iter().sum::<f64>() / n as f64;
-    let mut out = Vec::with_capacity(x.len() + 1 - n);
-    out.push(prev);
+    put(&mut out, prev);
     for &v in &x[n..] {
         prev = (v - prev).mul_add(k, prev);
-        out.push(prev);
+        put(&mut out, prev);
     }
     out
+}
+
+/// [`ema_k`] over `buf[lead..]`, written over it in place (bar-aligned) with NaN before its first
+/// value; returns the new lead. An empty result leaves all of `buf` NaN (lead = `buf.len()`).
+#[inline(always)]
+pub(super) fn ema_in_place(buf: &mut [f64], lead: usize, n: usize, k: f64) -> usize {
+    let len = buf.len();
+    let count = ma_count(len - lead, n);
+    let new_lead = len - count;
+    if count > 0 && n > 1 {
+        let mut prev = buf[lead..lead + n].iter().sum::<f64>() / n as f64;
+        buf[new_lead] = prev;
+        for v in &mut buf[new_lead + 1..] {
+            prev = (*v - prev).mul_add(k, prev);
+            *v = prev;
+        }
+    }
+    buf[lead..new_lead].fill(f64::NAN);
+    new_lead
 }
 
 #[cfg(test)]

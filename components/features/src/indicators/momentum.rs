@@ -1,9 +1,9 @@
 //! Momentum and oscillators: RSI, CMO, MOM, ROC, TRIX, MACD, APO/PPO, STOCH/STOCHF, WILLR, CCI, MFI,
 //! ULTOSC, BOP, AROON/AROONOSC.
 
-use super::ma::{ema_c, sma_c};
+use super::ma::{ema_in_place, ema_k, ma_count, sma_k};
 use super::volatility::true_range;
-use super::{common_len, is_zero, is_zero_scaled, pad, per_to_k, rolling_extreme_idx};
+use super::{Extremes, column, common_len, is_zero, is_zero_scaled, pad, per_to_k, put};
 
 /// MACD line, its signal EMA and their difference.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,8 +43,112 @@ pub struct Aroon {
     pub up: Vec<f64>,
 }
 
+accelerated! {
 /// Relative strength index with Wilder smoothing (0 while neither a gain nor a loss has been seen).
 pub fn rsi(x: &[f64], n: usize) -> Vec<f64> {
+    rsi_core(x, n)
+}
+
+/// Chande momentum oscillator (TA-Lib's Wilder-smoothed form of it).
+pub fn cmo(x: &[f64], n: usize) -> Vec<f64> {
+    cmo_core(x, n)
+}
+}
+
+/// Momentum: `x[t] − x[t−n]`.
+pub fn mom(x: &[f64], n: usize) -> Vec<f64> {
+    mom_core(x, n)
+}
+
+/// Rate of change in percent: `(x[t]/x[t−n] − 1)·100`, 0 where `x[t−n]` is 0.
+pub fn roc(x: &[f64], n: usize) -> Vec<f64> {
+    roc_core(x, n)
+}
+
+accelerated! {
+/// TRIX: one-bar ROC (percent) of the triple EMA.
+pub fn trix(x: &[f64], n: usize) -> Vec<f64> {
+    trix_core(x, n)
+}
+
+/// MACD with true EMAs; the fast EMA is seeded where the slow one starts, as TA-Lib does.
+pub fn macd(x: &[f64], fast: usize, slow: usize, signal: usize) -> Macd {
+    macd_core(x, fast, slow, signal)
+}
+
+/// Absolute price oscillator with simple moving averages: SMA(fast) − SMA(slow).
+pub fn apo(x: &[f64], fast: usize, slow: usize) -> Vec<f64> {
+    ppo_apo_core(x, fast, slow).1
+}
+
+/// Percentage price oscillator with simple moving averages: (SMA(fast) − SMA(slow))/SMA(slow)·100.
+pub fn ppo(x: &[f64], fast: usize, slow: usize) -> Vec<f64> {
+    ppo_apo_core(x, fast, slow).0
+}
+
+/// Slow stochastic: %K over `fastk_n` bars, smoothed by SMA(`slowk_n`), then SMA(`slowd_n`).
+pub fn stoch(h: &[f64], l: &[f64], c: &[f64], fastk_n: usize, slowk_n: usize, slowd_n: usize) -> Stoch {
+    {
+        let len = common_len(&[h, l, c]);
+        let (slowk, slowd) = stoch_from_fast_k(&fast_k(h, l, c, fastk_n), slowk_n, slowd_n, len);
+        Stoch { slowk, slowd }
+    }
+}
+
+/// Fast stochastic: %K over `fastk_n` bars and its SMA(`fastd_n`).
+pub fn stochf(h: &[f64], l: &[f64], c: &[f64], fastk_n: usize, fastd_n: usize) -> StochF {
+    {
+        let len = common_len(&[h, l, c]);
+        let fastk = fast_k(h, l, c, fastk_n);
+        let fastd = sma_k(&fastk, fastd_n, len);
+        let lead = len - ma_count(fastk.len(), fastd_n);
+        StochF { fastk: pad(len, &fastk[fastk.len() - (len - lead)..]), fastd }
+    }
+}
+
+/// Williams %R over `n` bars (−100..0).
+pub fn willr(h: &[f64], l: &[f64], c: &[f64], n: usize) -> Vec<f64> {
+    willr_core(h, l, c, n)
+}
+
+/// Commodity channel index over `n` bars of typical price.
+pub fn cci(h: &[f64], l: &[f64], c: &[f64], n: usize) -> Vec<f64> {
+    cci_core(h, l, c, n)
+}
+
+/// Money flow index over `n` bars.
+pub fn mfi(h: &[f64], l: &[f64], c: &[f64], v: &[f64], n: usize) -> Vec<f64> {
+    mfi_core(h, l, c, v, n)
+}
+
+/// Ultimate oscillator over three periods (weights 4, 2, 1 from shortest to longest).
+pub fn ultosc(h: &[f64], l: &[f64], c: &[f64], p1: usize, p2: usize, p3: usize) -> Vec<f64> {
+    ultosc_core(h, l, c, p1, p2, p3)
+}
+}
+
+/// Balance of power: (close − open)/(high − low), 0 on a zero range.
+pub fn bop(o: &[f64], h: &[f64], l: &[f64], c: &[f64]) -> Vec<f64> {
+    bop_core(o, h, l, c)
+}
+
+accelerated! {
+/// Aroon down/up over `n` bars (the window holds n+1 bars; ties pick the latest extreme).
+pub fn aroon(h: &[f64], l: &[f64], n: usize) -> Aroon {
+    {
+        let (down, up, _) = aroon_core(h, l, n);
+        Aroon { down, up }
+    }
+}
+
+/// Aroon oscillator: Aroon up − Aroon down.
+pub fn aroonosc(h: &[f64], l: &[f64], n: usize) -> Vec<f64> {
+    aroon_core(h, l, n).2
+}
+}
+
+#[inline(always)]
+pub(super) fn rsi_core(x: &[f64], n: usize) -> Vec<f64> {
     let len = x.len();
     if n < 2 || len <= n {
         return vec![f64::NAN; len];
@@ -52,7 +156,7 @@ pub fn rsi(x: &[f64], n: usize) -> Vec<f64> {
     let inv = 1.0 / n as f64;
     let keep = (n - 1) as f64;
     let (mut gain, mut loss) = (0.0, 0.0);
-    let mut out = Vec::with_capacity(len - n);
+    let mut out = column(len, len - n);
     for t in 1..len {
         let d = x[t] - x[t - 1];
         if t > n {
@@ -67,25 +171,25 @@ pub fn rsi(x: &[f64], n: usize) -> Vec<f64> {
             loss *= inv;
             gain *= inv;
             let total = gain + loss;
-            out.push(if total > 0.0 { 100.0 * (gain / total) } else { 0.0 });
+            put(&mut out, if total > 0.0 { 100.0 * (gain / total) } else { 0.0 });
         }
     }
-    pad(len, out)
+    out
 }
 
-/// Chande momentum oscillator (TA-Lib's Wilder-smoothed form of it).
-pub fn cmo(x: &[f64], n: usize) -> Vec<f64> {
+#[inline(always)]
+pub(super) fn cmo_core(x: &[f64], n: usize) -> Vec<f64> {
     let len = x.len();
     if n == 1 {
         // TA-Lib's period-1 trap: the input itself, after the one-bar lookback.
-        return pad(len, x.get(1..).unwrap_or_default().to_vec());
+        return pad(len, x.get(1..).unwrap_or_default());
     }
     if n == 0 || len <= n {
         return vec![f64::NAN; len];
     }
     let nf = n as f64;
     let (mut gain, mut loss) = (0.0, 0.0);
-    let mut out = Vec::with_capacity(len - n);
+    let mut out = column(len, len - n);
     for t in 1..len {
         let d = x[t] - x[t - 1];
         if t > n {
@@ -101,118 +205,230 @@ pub fn cmo(x: &[f64], n: usize) -> Vec<f64> {
             loss /= nf;
             gain /= nf;
             let total = gain + loss;
-            out.push(if total > 0.0 { 100.0 * ((gain - loss) / total) } else { 0.0 });
+            put(&mut out, if total > 0.0 { 100.0 * ((gain - loss) / total) } else { 0.0 });
         }
     }
-    pad(len, out)
+    out
 }
 
-/// Momentum: `x[t] − x[t−n]`.
-pub fn mom(x: &[f64], n: usize) -> Vec<f64> {
+#[inline(always)]
+pub(super) fn mom_core(x: &[f64], n: usize) -> Vec<f64> {
     lagged(x, n, |now, then| now - then)
 }
 
-/// Rate of change in percent: `(x[t]/x[t−n] − 1)·100`, 0 where `x[t−n]` is 0.
-pub fn roc(x: &[f64], n: usize) -> Vec<f64> {
+#[inline(always)]
+pub(super) fn roc_core(x: &[f64], n: usize) -> Vec<f64> {
     lagged(x, n, roc_pct)
 }
 
-/// TRIX: one-bar ROC (percent) of the triple EMA.
-pub fn trix(x: &[f64], n: usize) -> Vec<f64> {
+/// The triple EMA is built in place in one buffer, then turned into its one-bar ROC.
+#[inline(always)]
+pub(super) fn trix_core(x: &[f64], n: usize) -> Vec<f64> {
+    let len = x.len();
     let k = per_to_k(n);
-    let e3 = ema_c(&ema_c(&ema_c(x, n, k), n, k), n, k);
-    let out = e3.windows(2).map(|w| roc_pct(w[1], w[0]));
-    pad(x.len(), out.collect())
+    let mut e = x.to_vec();
+    let mut lead = 0;
+    for _ in 0..3 {
+        lead = ema_in_place(&mut e, lead, n, k);
+    }
+    // ROC from the newest bar back, so each step still reads the EMA of the bar before.
+    for t in (lead + 1..len).rev() {
+        e[t] = roc_pct(e[t], e[t - 1]);
+    }
+    if lead < len {
+        e[lead] = f64::NAN;
+    }
+    e
 }
 
-/// MACD with true EMAs; the fast EMA is seeded where the slow one starts, as TA-Lib does.
-pub fn macd(x: &[f64], fast: usize, slow: usize, signal: usize) -> Macd {
+#[inline(always)]
+pub(super) fn macd_core(x: &[f64], fast: usize, slow: usize, signal: usize) -> Macd {
     let len = x.len();
     let (fast, slow) = if slow < fast { (slow, fast) } else { (fast, slow) };
     let nan = || vec![f64::NAN; len];
     if fast == 0 || signal == 0 || len < slow + signal - 1 {
         return Macd { macd: nan(), signal: nan(), hist: nan() };
     }
-    let slow_e = ema_c(x, slow, per_to_k(slow));
-    let fast_e = ema_c(&x[slow - fast..], fast, per_to_k(fast));
-    let line: Vec<f64> = fast_e.iter().zip(&slow_e).map(|(f, s)| f - s).collect();
-    let sig = ema_c(&line, signal, per_to_k(signal));
-    let line = &line[signal - 1..];
-    let hist = line.iter().zip(&sig).map(|(m, s)| m - s).collect();
-    Macd { macd: pad(len, line.to_vec()), signal: pad(len, sig), hist: pad(len, hist) }
+    // Both EMAs in one pass, their difference (the MACD line) from bar slow−1 on.
+    let (kf, ks) = (per_to_k(fast), per_to_k(slow));
+    let mut line = column(len, len + 1 - slow);
+    let seed = |from: usize, n: usize| if n == 1 { x[from] } else { x[from..from + n].iter().sum::<f64>() / n as f64 };
+    let (mut f, mut s) = (seed(slow - fast, fast), seed(0, slow));
+    put(&mut line, f - s);
+    for &v in &x[slow..] {
+        if fast > 1 {
+            f = (v - f).mul_add(kf, f);
+        } else {
+            f = v;
+        }
+        if slow > 1 {
+            s = (v - s).mul_add(ks, s);
+        } else {
+            s = v;
+        }
+        put(&mut line, f - s);
+    }
+    let sig = ema_k(&line[slow - 1..], signal, per_to_k(signal), len);
+    let lead = len - ma_count(len + 1 - slow, signal);
+    let mut hist = column(len, len - lead);
+    hist.extend(line[lead..].iter().zip(&sig[lead..]).map(|(m, s)| m - s));
+    line[..lead].fill(f64::NAN);
+    Macd { macd: line, signal: sig, hist }
 }
 
-/// Absolute price oscillator with simple moving averages: SMA(fast) − SMA(slow).
-pub fn apo(x: &[f64], fast: usize, slow: usize) -> Vec<f64> {
-    price_osc(x, fast, slow, |f, s| f - s)
+/// (PPO, APO): both SMAs run from the first bar; the oscillators where both exist.
+#[inline(always)]
+pub(super) fn ppo_apo_core(x: &[f64], fast: usize, slow: usize) -> (Vec<f64>, Vec<f64>) {
+    let len = x.len();
+    let (fast, slow) = if slow < fast { (slow, fast) } else { (fast, slow) };
+    if fast == 0 || len < slow {
+        return (vec![f64::NAN; len], vec![f64::NAN; len]);
+    }
+    let (ff, sf) = (fast as f64, slow as f64);
+    // The fast running sum, advanced (adding and dropping as it would while emitting) to bar slow−1.
+    let mut fsum: f64 = x[..fast - 1].iter().sum();
+    for t in fast - 1..slow - 1 {
+        fsum += x[t];
+        fsum -= x[t + 1 - fast];
+    }
+    let mut ssum: f64 = x[..slow - 1].iter().sum();
+    let mut ppo = column(len, len + 1 - slow);
+    let mut apo = column(len, len + 1 - slow);
+    for t in slow - 1..len {
+        fsum += x[t];
+        ssum += x[t];
+        let (f, s) = (fsum / ff, ssum / sf);
+        put(&mut ppo, if is_zero(s) { 0.0 } else { ((f - s) / s) * 100.0 });
+        put(&mut apo, f - s);
+        fsum -= x[t + 1 - fast];
+        ssum -= x[t + 1 - slow];
+    }
+    (ppo, apo)
 }
 
-/// Percentage price oscillator with simple moving averages: (SMA(fast) − SMA(slow))/SMA(slow)·100.
-pub fn ppo(x: &[f64], fast: usize, slow: usize) -> Vec<f64> {
-    price_osc(x, fast, slow, |f, s| if is_zero(s) { 0.0 } else { ((f - s) / s) * 100.0 })
-}
-
-/// Slow stochastic: %K over `fastk_n` bars, smoothed by SMA(`slowk_n`), then SMA(`slowd_n`).
-pub fn stoch(h: &[f64], l: &[f64], c: &[f64], fastk_n: usize, slowk_n: usize, slowd_n: usize) -> Stoch {
-    let len = common_len(&[h, l, c]);
-    let slowk = sma_c(&fast_k(h, l, c, fastk_n), slowk_n);
-    let slowd = sma_c(&slowk, slowd_n);
-    let slowk = slowk[slowk.len() - slowd.len()..].to_vec();
-    Stoch { slowk: pad(len, slowk), slowd: pad(len, slowd) }
-}
-
-/// Fast stochastic: %K over `fastk_n` bars and its SMA(`fastd_n`).
-pub fn stochf(h: &[f64], l: &[f64], c: &[f64], fastk_n: usize, fastd_n: usize) -> StochF {
+/// (STOCH slow %K, slow %D, STOCHF fast %K, fast %D) for the same %K period, with STOCH's slow %K
+/// period equal to STOCHF's fast %D period (both are the same SMA of the raw %K).
+#[inline(always)]
+pub(super) fn stoch_stochf_core(
+    h: &[f64],
+    l: &[f64],
+    c: &[f64],
+    fastk_n: usize,
+    smooth_n: usize,
+    slowd_n: usize,
+) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
     let len = common_len(&[h, l, c]);
     let fastk = fast_k(h, l, c, fastk_n);
-    let fastd = sma_c(&fastk, fastd_n);
-    let fastk = fastk[fastk.len() - fastd.len()..].to_vec();
-    StochF { fastk: pad(len, fastk), fastd: pad(len, fastd) }
+    let fastd = sma_k(&fastk, smooth_n, len);
+    let fastd_count = ma_count(fastk.len(), smooth_n);
+    let (slowk, slowd) = stoch_from_smoothed(&fastd[len - fastd_count..], slowd_n, len);
+    let stochf_k = pad(len, &fastk[fastk.len() - fastd_count..]);
+    (slowk, slowd, stochf_k, fastd)
 }
 
-/// Williams %R over `n` bars (−100..0).
-pub fn willr(h: &[f64], l: &[f64], c: &[f64], n: usize) -> Vec<f64> {
-    let len = common_len(&[h, l, c]);
-    let (hi, lo) = (rolling_extreme_idx(&h[..len], n, true), rolling_extreme_idx(&l[..len], n, false));
-    let out = hi.iter().zip(&lo).enumerate().map(|(j, (&hi, &lo))| {
-        let (hh, ll) = (h[hi], l[lo]);
-        let range = hh - ll;
-        if is_zero_scaled(range, hh.abs() + ll.abs()) { 0.0 } else { ((hh - c[j + n - 1]) / range) * -100.0 }
-    });
-    pad(len, out.collect())
+/// Slow %K and %D from the compact raw %K.
+#[inline(always)]
+fn stoch_from_fast_k(fastk: &[f64], slowk_n: usize, slowd_n: usize, len: usize) -> (Vec<f64>, Vec<f64>) {
+    let slowk = sma_k(fastk, slowk_n, len);
+    let count = ma_count(fastk.len(), slowk_n);
+    stoch_from_smoothed(&slowk[len - count..], slowd_n, len)
 }
 
-/// Commodity channel index over `n` bars of typical price.
-pub fn cci(h: &[f64], l: &[f64], c: &[f64], n: usize) -> Vec<f64> {
+/// Slow %K (trimmed to where %D starts) and %D from the compact slow %K.
+#[inline(always)]
+fn stoch_from_smoothed(slowk: &[f64], slowd_n: usize, len: usize) -> (Vec<f64>, Vec<f64>) {
+    let slowd = sma_k(slowk, slowd_n, len);
+    let count = ma_count(slowk.len(), slowd_n);
+    (pad(len, &slowk[slowk.len() - count..]), slowd)
+}
+
+#[inline(always)]
+pub(super) fn willr_core(h: &[f64], l: &[f64], c: &[f64], n: usize) -> Vec<f64> {
     let len = common_len(&[h, l, c]);
     if n == 0 || len < n {
         return vec![f64::NAN; len];
     }
-    let nf = n as f64;
-    // The mean absolute deviation has no running form, so each window is O(n) anyway; TA-Lib's
-    // ring-buffer summation order is kept because CCI divides small differences, and both the
-    // deviation from the mean and the mean deviation are zero-tested relative to the mean.
-    let mut ring = vec![0.0; n];
-    let mut out = Vec::with_capacity(len + 1 - n);
-    for t in 0..len {
-        let last = (h[t] + l[t] + c[t]) / 3.0;
-        ring[t % n] = last;
-        if t + 1 < n {
-            continue;
-        }
-        let avg = ring.iter().sum::<f64>() / nf;
-        let dev: f64 = ring.iter().map(|v| (v - avg).abs()).sum();
-        let diff = last - avg;
-        let mean_dev = dev / nf;
-        let flat = is_zero_scaled(diff, avg.abs()) || is_zero_scaled(mean_dev, avg.abs());
-        let denom = mean_dev * 0.015;
-        out.push(if flat || denom == 0.0 { 0.0 } else { diff / denom });
+    let hi = Extremes::<true>::new(&h[..len], n);
+    let lo = Extremes::<false>::new(&l[..len], n);
+    let mut out = column(len, len + 1 - n);
+    for t in n - 1..len {
+        let (hh, ll) = (h[hi.at(t)], l[lo.at(t)]);
+        let range = hh - ll;
+        put(&mut out, if is_zero_scaled(range, hh.abs() + ll.abs()) { 0.0 } else { ((hh - c[t]) / range) * -100.0 });
     }
-    pad(len, out)
+    out
 }
 
-/// Money flow index over `n` bars.
-pub fn mfi(h: &[f64], l: &[f64], c: &[f64], v: &[f64], n: usize) -> Vec<f64> {
+/// CCI's mean and mean absolute deviation are sums over a ring buffer of typical prices, in slot
+/// order (TA-Lib's, kept because CCI divides small differences): O(n·period), as in TA-Lib. The
+/// window ending at bar t holds, slot by slot, the bars `b + j` (j < r) and `b + j − n` (j ≥ r),
+/// where b is t+1 rounded down to a multiple of n and r = t+1−b. So the n windows ending at
+/// b−1 … b+n−2 read the same two runs of values, and their sums are built side by side (each in its
+/// own slot order, so the same bits), which the CPU overlaps instead of waiting on one sum at a time.
+#[inline(always)]
+pub(super) fn cci_core(h: &[f64], l: &[f64], c: &[f64], n: usize) -> Vec<f64> {
+    let len = common_len(&[h, l, c]);
+    if n == 0 || len < n {
+        return vec![f64::NAN; len];
+    }
+    // Typical prices, then n zeros so the last block can read a whole run.
+    let mut tp = Vec::with_capacity(len + n);
+    tp.extend((0..len).map(|t| (h[t] + l[t] + c[t]) / 3.0));
+    tp.resize(len + n, 0.0);
+    let mut out = column(len, len + 1 - n);
+    // Common periods get lanes of a fixed size, which stay in registers.
+    match n {
+        14 => cci_blocks(&tp, len, [0.0; 14], &mut out),
+        20 => cci_blocks(&tp, len, [0.0; 20], &mut out),
+        _ => cci_blocks(&tp, len, vec![0.0; n], &mut out),
+    }
+    out
+}
+
+/// The CCI values of [`cci_core`], block by block; `lanes` holds one slot per bar of the period.
+#[inline(always)]
+fn cci_blocks<L: AsMut<[f64]> + Clone>(tp: &[f64], len: usize, lanes: L, out: &mut Vec<f64>) {
+    let (mut sum, mut dev) = (lanes.clone(), lanes);
+    let (sum, dev) = (sum.as_mut(), dev.as_mut());
+    let n = sum.len();
+    let nf = n as f64;
+    let mut b = n;
+    while b - 1 < len {
+        let (old, new) = (&tp[b - n..b], &tp[b..b + n]);
+        // Lane k is the window ending at bar b−1+k: slots j < k hold new[j], the others old[j].
+        sum.fill(-0.0);
+        for j in 0..n {
+            let (o, nw) = (old[j], new[j]);
+            for (k, s) in sum.iter_mut().enumerate() {
+                *s += if k <= j { o } else { nw };
+            }
+        }
+        // The sums become the means.
+        for s in sum.iter_mut() {
+            *s /= nf;
+        }
+        dev.fill(-0.0);
+        for j in 0..n {
+            let (o, nw) = (old[j], new[j]);
+            for (k, (d, a)) in dev.iter_mut().zip(sum.iter()).enumerate() {
+                *d += ((if k <= j { o } else { nw }) - a).abs();
+            }
+        }
+        let lanes = n.min(len + 1 - b);
+        for k in 0..lanes {
+            let (avg, last) = (sum[k], tp[b - 1 + k]);
+            let diff = last - avg;
+            let mean_dev = dev[k] / nf;
+            let flat = is_zero_scaled(diff, avg.abs()) || is_zero_scaled(mean_dev, avg.abs());
+            let denom = mean_dev * 0.015;
+            put(out, if flat || denom == 0.0 { 0.0 } else { diff / denom });
+        }
+        b += n;
+    }
+}
+
+#[inline(always)]
+pub(super) fn mfi_core(h: &[f64], l: &[f64], c: &[f64], v: &[f64], n: usize) -> Vec<f64> {
     let len = common_len(&[h, l, c, v]);
     if n == 0 || len <= n {
         return vec![f64::NAN; len];
@@ -223,9 +439,9 @@ pub fn mfi(h: &[f64], l: &[f64], c: &[f64], v: &[f64], n: usize) -> Vec<f64> {
     let (mut pos, mut neg) = (0.0, 0.0);
     let mut idle_run = 0;
     let mut prev = tp(0);
-    let mut out = Vec::with_capacity(len - n);
+    let mut out = column(len, len - n);
+    let mut slot = 0;
     for (t, &volume) in v.iter().enumerate().take(len).skip(1) {
-        let slot = (t - 1) % n;
         if t > n {
             pos -= ring[slot].0;
             neg -= ring[slot].1;
@@ -239,6 +455,10 @@ pub fn mfi(h: &[f64], l: &[f64], c: &[f64], v: &[f64], n: usize) -> Vec<f64> {
         ring[slot] = if change < 0.0 { (0.0, flow) } else { (flow, 0.0) };
         pos += ring[slot].0;
         neg += ring[slot].1;
+        slot += 1;
+        if slot == n {
+            slot = 0;
+        }
         // A whole window without flow means both sums are exactly 0: drop their residue.
         idle_run = if flow == 0.0 { idle_run + 1 } else { 0 };
         if idle_run >= n {
@@ -254,14 +474,14 @@ pub fn mfi(h: &[f64], l: &[f64], c: &[f64], v: &[f64], n: usize) -> Vec<f64> {
             } else {
                 pos
             };
-            out.push(if total <= 0.0 { 0.0 } else { 100.0 * (pos_clamped / total) });
+            put(&mut out, if total <= 0.0 { 0.0 } else { 100.0 * (pos_clamped / total) });
         }
     }
-    pad(len, out)
+    out
 }
 
-/// Ultimate oscillator over three periods (weights 4, 2, 1 from shortest to longest).
-pub fn ultosc(h: &[f64], l: &[f64], c: &[f64], p1: usize, p2: usize, p3: usize) -> Vec<f64> {
+#[inline(always)]
+pub(super) fn ultosc_core(h: &[f64], l: &[f64], c: &[f64], p1: usize, p2: usize, p3: usize) -> Vec<f64> {
     let len = common_len(&[h, l, c]);
     let mut p = [p1, p2, p3];
     p.sort_unstable();
@@ -285,7 +505,7 @@ pub fn ultosc(h: &[f64], l: &[f64], c: &[f64], p1: usize, p2: usize, p3: usize) 
     }
     // Bars with neither pressure nor range: once a window holds only those its sums are exactly 0.
     let mut idle_run = 0;
-    let mut out = Vec::with_capacity(len - start);
+    let mut out = column(len, len - start);
     for t in start..len {
         let (bp, tr) = terms(t);
         idle_run = if bp == 0.0 && tr == 0.0 { idle_run + 1 } else { 0 };
@@ -305,14 +525,15 @@ pub fn ultosc(h: &[f64], l: &[f64], c: &[f64], p1: usize, p2: usize, p3: usize) 
             a[k] -= bp;
             b[k] -= tr;
         }
-        out.push(100.0 * (osc / 7.0));
+        put(&mut out, 100.0 * (osc / 7.0));
     }
-    pad(len, out)
+    out
 }
 
-/// Balance of power: (close − open)/(high − low), 0 on a zero range.
-pub fn bop(o: &[f64], h: &[f64], l: &[f64], c: &[f64]) -> Vec<f64> {
+#[inline(always)]
+pub(super) fn bop_core(o: &[f64], h: &[f64], l: &[f64], c: &[f64]) -> Vec<f64> {
     let len = common_len(&[o, h, l, c]);
+    let (o, h, l, c) = (&o[..len], &h[..len], &l[..len], &c[..len]);
     (0..len)
         .map(|t| {
             let range = h[t] - l[t];
@@ -321,72 +542,59 @@ pub fn bop(o: &[f64], h: &[f64], l: &[f64], c: &[f64]) -> Vec<f64> {
         .collect()
 }
 
-/// Aroon down/up over `n` bars (the window holds n+1 bars; ties pick the latest extreme).
-pub fn aroon(h: &[f64], l: &[f64], n: usize) -> Aroon {
+/// (Aroon down, Aroon up, Aroon oscillator) from one pass over the window extremes (n+1 bars).
+#[inline(always)]
+pub(super) fn aroon_core(h: &[f64], l: &[f64], n: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
     let len = common_len(&[h, l]);
-    let factor = 100.0 / n as f64;
-    let scale = |idx: &[usize]| {
-        let out = idx.iter().enumerate().map(|(j, &i)| factor * (n - (j + n - i)) as f64).collect();
-        pad(len, out)
-    };
-    let (hi, lo) = extreme_idx(h, l, n, len);
-    Aroon { down: scale(&lo), up: scale(&hi) }
-}
-
-/// Aroon oscillator: Aroon up − Aroon down.
-pub fn aroonosc(h: &[f64], l: &[f64], n: usize) -> Vec<f64> {
-    let len = common_len(&[h, l]);
-    let factor = 100.0 / n as f64;
-    let (hi, lo) = extreme_idx(h, l, n, len);
-    let out = hi.iter().zip(&lo).map(|(&hi, &lo)| factor * (hi as f64 - lo as f64)).collect();
-    pad(len, out)
-}
-
-/// Aroon's window extremes: indices of the latest high max and low min over n+1 bars.
-fn extreme_idx(h: &[f64], l: &[f64], n: usize, len: usize) -> (Vec<usize>, Vec<usize>) {
-    if n == 0 {
-        return (Vec::new(), Vec::new());
+    if n == 0 || len < n + 1 {
+        return (vec![f64::NAN; len], vec![f64::NAN; len], vec![f64::NAN; len]);
     }
-    (rolling_extreme_idx(&h[..len], n + 1, true), rolling_extreme_idx(&l[..len], n + 1, false))
+    let factor = 100.0 / n as f64;
+    let hi = Extremes::<true>::new(&h[..len], n + 1);
+    let lo = Extremes::<false>::new(&l[..len], n + 1);
+    let (mut down, mut up, mut osc) = (column(len, len - n), column(len, len - n), column(len, len - n));
+    for t in n..len {
+        let (hi, lo) = (hi.at(t), lo.at(t));
+        put(&mut down, factor * (n - (t - lo)) as f64);
+        put(&mut up, factor * (n - (t - hi)) as f64);
+        put(&mut osc, factor * (hi as f64 - lo as f64));
+    }
+    (down, up, osc)
 }
 
 /// Compact raw %K (first value at index n−1): (close − lowest low)/(highest high − lowest low)·100.
+#[inline(always)]
 fn fast_k(h: &[f64], l: &[f64], c: &[f64], n: usize) -> Vec<f64> {
     let len = common_len(&[h, l, c]);
-    let (hi, lo) = (rolling_extreme_idx(&h[..len], n, true), rolling_extreme_idx(&l[..len], n, false));
-    hi.iter()
-        .zip(&lo)
-        .enumerate()
-        .map(|(j, (&hi, &lo))| {
-            let (hh, ll) = (h[hi], l[lo]);
+    if n == 0 || len < n {
+        return Vec::new();
+    }
+    let hi = Extremes::<true>::new(&h[..len], n);
+    let lo = Extremes::<false>::new(&l[..len], n);
+    (n - 1..len)
+        .map(|t| {
+            let (hh, ll) = (h[hi.at(t)], l[lo.at(t)]);
             let range = hh - ll;
-            if is_zero_scaled(range, hh.abs() + ll.abs()) { 0.0 } else { ((c[j + n - 1] - ll) / range) * 100.0 }
+            if is_zero_scaled(range, hh.abs() + ll.abs()) { 0.0 } else { ((c[t] - ll) / range) * 100.0 }
         })
         .collect()
 }
 
 /// Applies `f(x[t], x[t−n])` from t = n on.
+#[inline(always)]
 fn lagged(x: &[f64], n: usize, f: impl Fn(f64, f64) -> f64) -> Vec<f64> {
     if n == 0 {
         return vec![f64::NAN; x.len()];
     }
-    pad(x.len(), x.iter().skip(n).zip(x).map(|(&now, &then)| f(now, then)).collect())
+    let mut out = column(x.len(), x.len().saturating_sub(n));
+    out.extend(x.iter().skip(n).zip(x).map(|(&now, &then)| f(now, then)));
+    out
 }
 
 /// TA-Lib's ROC step, guarding a zero base.
+#[inline(always)]
 fn roc_pct(now: f64, then: f64) -> f64 {
     if then != 0.0 { ((now / then) - 1.0) * 100.0 } else { 0.0 }
-}
-
-/// APO/PPO core: both SMAs run from the first bar; `f(fast, slow)` where both exist.
-fn price_osc(x: &[f64], fast: usize, slow: usize, f: impl Fn(f64, f64) -> f64) -> Vec<f64> {
-    let (fast, slow) = if slow < fast { (slow, fast) } else { (fast, slow) };
-    if fast == 0 || x.len() < slow {
-        return vec![f64::NAN; x.len()];
-    }
-    let slow_ma = sma_c(x, slow);
-    let fast_ma = sma_c(x, fast);
-    pad(x.len(), fast_ma[slow - fast..].iter().zip(&slow_ma).map(|(&a, &b)| f(a, b)).collect())
 }
 
 #[cfg(test)]
