@@ -82,6 +82,12 @@ pub(crate) fn pick_best(candidates: impl Iterator<Item = Option<SplitCandidate>>
 /// The best threshold of one feature. Candidates: "bins <= t" left with NaN left, then with NaN
 /// right, for each t; and "all values left, NaN right". A feature without NaN in training sends
 /// NaN where 0.0 goes (LightGBM's rule), so its default direction is `0.0 <= threshold`.
+///
+/// Equal gains are settled as LightGBM's two scans settle them, which places the threshold where
+/// LightGBM does when bins empty in this leaf leave several thresholds with the same partition:
+/// NaN-left candidates (all candidates of a feature without NaN) come first and the highest
+/// threshold of equal gain wins (its scan runs from the top bin down); a NaN-right candidate
+/// replaces them only with a strictly higher gain, and among those the lowest threshold wins.
 pub(crate) fn best_for_feature(
     feature: usize,
     h: FeatureHist<'_>,
@@ -90,39 +96,55 @@ pub(crate) fn best_for_feature(
     rules: &SplitRules,
 ) -> Option<SplitCandidate> {
     let parent_gain = rules.leaf_gain(parent);
-    let mut best_gain = parent_gain + rules.min_gain_to_split;
-    let mut best: Option<(u8, bool, BinStats)> = None;
-    let nan = mapper.nan_bin().map(|b| h.bin(usize::from(b)));
-    let mut consider = |t: usize, nan_left: bool, left: BinStats| {
+    let min_gain = parent_gain + rules.min_gain_to_split;
+    // (gain, threshold bin, left sums) of the best NaN-left and NaN-right candidates.
+    let mut best_nan_left: Option<(f64, usize, BinStats)> = None;
+    let mut best_nan_right: Option<(f64, usize, BinStats)> = None;
+    let gain_of = |left: BinStats| {
         let right = parent.sub(left);
         if !rules.child_ok(left) || !rules.child_ok(right) {
-            return;
+            return None;
         }
         let gain = rules.leaf_gain(left) + rules.leaf_gain(right);
-        if gain > best_gain {
-            best_gain = gain;
-            best = Some((t as u8, nan_left, left));
-        }
+        (gain > min_gain).then_some(gain)
     };
+    let nan = mapper.nan_bin().map(|b| h.bin(usize::from(b)));
     let mut acc = BinStats::default();
     h.for_each_bin(mapper.value_bins().saturating_sub(1), |t, bin| {
         acc = acc.add(bin);
-        match nan {
-            Some(n) => {
-                consider(t, true, acc.add(n));
-                consider(t, false, acc);
-            }
-            None => consider(t, false, acc),
+        let left = nan.map_or(acc, |n| acc.add(n));
+        if let Some(gain) = gain_of(left)
+            && best_nan_left.is_none_or(|(b, ..)| gain >= b)
+        {
+            best_nan_left = Some((gain, t, left));
+        }
+        if nan.is_some()
+            && let Some(gain) = gain_of(acc)
+            && best_nan_right.is_none_or(|(b, ..)| gain > b)
+        {
+            best_nan_right = Some((gain, t, acc));
         }
     });
     if let Some(n) = nan.filter(|n| n.count > 0) {
-        consider(mapper.value_bins() - 1, false, parent.sub(n));
+        let left = parent.sub(n);
+        if let Some(gain) = gain_of(left)
+            && best_nan_right.is_none_or(|(b, ..)| gain > b)
+        {
+            best_nan_right = Some((gain, mapper.value_bins() - 1, left));
+        }
     }
-    best.map(|(bin, nan_left, left)| SplitCandidate {
+    let (gain, t, left, nan_left) = match (best_nan_left, best_nan_right) {
+        (Some(l), Some(r)) if r.0 > l.0 => (r.0, r.1, r.2, false),
+        (Some(l), _) => (l.0, l.1, l.2, true),
+        (None, Some(r)) => (r.0, r.1, r.2, false),
+        (None, None) => return None,
+    };
+    let bin = t as u8;
+    Some(SplitCandidate {
         feature,
         bin,
         default_left: if nan.is_some() { nan_left } else { 0.0 <= mapper.threshold(bin) },
-        gain: best_gain - parent_gain,
+        gain: gain - parent_gain,
         left,
         right: parent.sub(left),
     })
@@ -150,6 +172,52 @@ mod tests {
         assert_eq!(r.leaf_output(s), 1.0); // -(-5 + 1) / (2 + 2)
         assert_eq!(r.leaf_gain(s), 4.0); // 16 / 4
         assert_eq!(r.leaf_output(S { grad: 0.5, hess: 1.0, count: 1 }), 0.0);
+    }
+
+    /// A leaf whose rows have x in {1, 2} (gradient −1), {5, 6} (+1) and, in `leaf_nan`, NaN
+    /// rows of gradient +1: bins 3 and 4 are empty in it, so "x <= 2.5", "<= 3.5" and "<= 4.5"
+    /// make the same partition. Returns the chosen threshold and default direction.
+    fn tied_split(column_has_nan: bool, leaf_nan: bool) -> (f64, bool) {
+        use crate::gbdt::Dataset;
+        use crate::gbdt::binning::BinnedData;
+        use crate::gbdt::histogram::{self, HistLayout, Rows};
+        let mut x: Vec<f64> = (1..=6).map(f64::from).collect();
+        if column_has_nan {
+            x.push(f64::NAN);
+        }
+        let n = x.len();
+        let data = Dataset::from_columns(vec!["x".into()], vec![x], vec![0.0; n]).unwrap();
+        let binned = BinnedData::build(&data, &Params { min_data_in_bin: 1, ..Params::default() });
+        let mapper = &binned.mappers[0];
+        let mut rows = vec![0u32, 1, 4, 5];
+        let mut grad = vec![-1.0, -1.0, 1.0, 1.0];
+        if leaf_nan {
+            rows.push(6);
+            grad.push(1.0);
+        }
+        let layout = HistLayout::new(std::iter::once(mapper.num_bins()), true);
+        let mut buf = vec![0.0; layout.len()];
+        histogram::fill_feature(
+            &mut buf,
+            &binned.columns[0],
+            Rows::Subset { rows: &rows, grad: &grad, hess: &[] },
+            true,
+        );
+        let count = rows.len() as u32;
+        let parent = S { grad: grad.iter().sum(), hess: f64::from(count), count };
+        let c = best_for_feature(0, layout.view(&buf), mapper, parent, &rules()).unwrap();
+        (mapper.threshold(c.bin), c.default_left)
+    }
+
+    #[test]
+    fn equal_gains_pick_lightgbms_threshold_and_nan_direction() {
+        // Without NaN (LightGBM scans from the top bin down): the highest tied threshold.
+        assert_eq!(tied_split(false, false).0, 4.5);
+        // NaN in the column but not in the leaf: NaN left wins the tie, highest threshold.
+        assert_eq!(tied_split(true, false), (4.5, true));
+        // NaN rows in the leaf that belong right: NaN right is strictly better; its scan runs
+        // upwards, so the lowest tied threshold.
+        assert_eq!(tied_split(true, true), (2.5, false));
     }
 
     #[test]

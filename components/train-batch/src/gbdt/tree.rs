@@ -3,6 +3,11 @@
 //! Growth keeps one array of the bagged row indices; each leaf owns a contiguous range of it, which
 //! a split partitions in place (stable). Only the smaller child's histogram is built from rows; the
 //! larger one is the parent's minus it. Histograms come from a pool, so no histogram is allocated per node.
+//!
+//! As in LightGBM, a feature on which a leaf has no valid split (no threshold meets the child
+//! minimums with a gain above the parent's plus `min_gain_to_split`) is not considered again in that
+//! leaf's descendants within the same tree: it is neither histogrammed nor scanned there. With heavy
+//! `lambda_l1` this matters: a split that a feature could not pay for higher up is not sought deeper.
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -294,6 +299,10 @@ pub(crate) struct Grower {
     ordered_hess: Vec<f64>,
     pool: HistogramPool,
     leaves: Vec<LeafState>,
+    /// Per leaf (row `leaf * num_features`), the features its split search may use: the tree's
+    /// active features at the root, then those on which every ancestor had a valid split.
+    split_features: Vec<bool>,
+    num_features: usize,
     scan: ScanBuffers,
 }
 
@@ -309,6 +318,8 @@ impl Grower {
             ordered_hess: Vec::new(),
             pool: HistogramPool::default(),
             leaves: Vec::new(),
+            split_features: Vec::new(),
+            num_features: data.mappers.len(),
             scan: ScanBuffers::default(),
         }
     }
@@ -354,6 +365,9 @@ impl Grower {
             hist: None,
             best: None,
         });
+        let nf = self.num_features;
+        self.split_features.clear();
+        self.split_features.resize(cfg.num_leaves * nf, false);
         if self.splittable(0, cfg) {
             let mut h = self.pool.take(self.layout.len());
             let rows = if bag.is_none() {
@@ -367,6 +381,9 @@ impl Grower {
             };
             self.leaves[0].best = self.scan.scan_leaf(&self.layout, &mut h, input, rows, root_sums);
             self.leaves[0].hist = Some(h);
+            for (ok, best) in self.split_features[..nf].iter_mut().zip(&self.scan.root_splits) {
+                *ok = best.is_some();
+            }
         }
 
         let mut nodes: Vec<SplitNode> = Vec::with_capacity(cfg.num_leaves - 1);
@@ -411,6 +428,8 @@ impl Grower {
                 split.default_left,
             );
             let parent_hist = self.leaves[l].hist.take();
+            // Both children start from the parent's splittable features.
+            self.split_features.copy_within(l * nf..(l + 1) * nf, new_leaf * nf);
             self.leaves[l] = LeafState {
                 begin,
                 end: mid,
@@ -480,8 +499,16 @@ impl Grower {
         }
         let rows = Rows::Subset { rows, grad: &self.ordered_grad, hess: &self.ordered_hess };
         let sums = (small_ok.then_some(self.leaves[small].sums), large_ok.then_some(self.leaves[large].sums));
+        // Both children hold the parent's splittable features (copied at the split).
+        let nf = self.num_features;
+        let features = &self.split_features[small * nf..(small + 1) * nf];
         let (best_small, best_large) =
-            self.scan.scan_children(&self.layout, &mut small_hist, &mut parent_hist, input, rows, sums);
+            self.scan.scan_children(&self.layout, (&mut small_hist, &mut parent_hist), input, features, rows, sums);
+        // A feature stays splittable in a child only if the child has a valid split on it.
+        for (f, (s, l)) in self.scan.child_splits.iter().enumerate() {
+            self.split_features[small * nf + f] = s.is_some();
+            self.split_features[large * nf + f] = l.is_some();
+        }
         for (leaf, hist, ok, best) in
             [(small, small_hist, small_ok, best_small), (large, parent_hist, large_ok, best_large)]
         {
@@ -609,21 +636,22 @@ impl ScanBuffers {
         split::pick_best(self.root_splits.iter().copied())
     }
 
-    /// Builds the smaller child's histograms from `rows`, turns `parent` into the larger child's,
+    /// Builds the smaller child's histograms from `rows`, turns the parent's into the larger child's,
     /// and returns the best split of each child whose totals are given in `sums` (smaller,
-    /// larger; None: may not split): one parallel pass over features.
+    /// larger; None: may not split): one parallel pass over the features marked in `features`
+    /// (the others' histograms are left stale: no descendant reads them).
     fn scan_children(
         &mut self,
         layout: &HistLayout,
-        small: &mut LeafHist,
-        parent: &mut LeafHist,
+        (small, parent): (&mut LeafHist, &mut LeafHist),
         input: &GrowInput<'_>,
+        features: &[bool],
         rows: Rows<'_>,
         sums: (Option<BinStats>, Option<BinStats>),
     ) -> (Option<SplitCandidate>, Option<SplitCandidate>) {
-        let GrowInput { data, active, cfg, .. } = *input;
+        let GrowInput { data, cfg, .. } = *input;
         let task = |(f, (s, p)): (usize, (&mut [f64], &mut [f64]))| {
-            if !active[f] {
+            if !features[f] {
                 return (None, None);
             }
             histogram::fill_feature(s, &data.columns[f], rows, cfg.unit_hessian);
@@ -634,7 +662,7 @@ impl ScanBuffers {
             (best(s, sums.0), best(p, sums.1))
         };
         let (small, parent) = (layout.split_mut(small), layout.split_mut(parent));
-        if worth_parallel(rows.len(), active) {
+        if worth_parallel(rows.len(), features) {
             small
                 .into_par_iter()
                 .zip(parent.into_par_iter())
@@ -694,6 +722,53 @@ mod tests {
         assert!(json.contains("\"inf\""));
         let back: Tree = serde_json::from_str(&json).unwrap();
         assert_eq!(back, tree);
+    }
+
+    /// x1 acts only through its interaction with x2 (±3, the sign flipping with x2) plus a 0.1
+    /// step, so at the root an x1 split moves gradient sums of ±1 only: with lambda_l1 = 5 it gains
+    /// nothing, although within either x2 child an x1 split would gain (about 140). As in LightGBM,
+    /// x1 is then closed to the root's descendants and the tree is a single x2 split. LightGBM 4.7
+    /// on these rows (learning_rate 1, num_leaves 4, min_data_in_leaf 1, min_sum_hessian 0,
+    /// min_data_in_bin 1, 3 rounds): one 2-leaf tree, then no split; training MSE 9.065. With
+    /// lambda_l1 = 0 its first tree has 4 leaves.
+    #[test]
+    fn a_feature_without_a_valid_split_is_closed_to_descendants() {
+        use crate::gbdt::{Dataset, Params, StopReason, train};
+        let (mut x1, mut x2, mut y) = (Vec::new(), Vec::new(), Vec::new());
+        for a in [-1.0, 1.0] {
+            for b in [-1.0, 1.0] {
+                for _ in 0..10 {
+                    let (hi, up) = (a > 0.0, b > 0.0);
+                    let sign = if hi == up { 1.0 } else { -1.0 };
+                    x1.push(b);
+                    x2.push(a);
+                    y.push(10.0 * f64::from(u8::from(hi)) + 3.0 * sign + 0.1 * f64::from(u8::from(up)));
+                }
+            }
+        }
+        let data = Dataset::from_columns(vec!["x1".into(), "x2".into()], vec![x1, x2], y).unwrap();
+        let fit = |lambda_l1: f64| {
+            let params = Params {
+                learning_rate: 1.0,
+                num_leaves: 4,
+                min_data_in_leaf: 1,
+                min_sum_hessian_in_leaf: 0.0,
+                min_data_in_bin: 1,
+                lambda_l1,
+                num_boost_round: 3,
+                ..Params::default()
+            };
+            train(&params, &data, None, |_| std::ops::ControlFlow::Continue(())).unwrap()
+        };
+        assert_eq!(fit(0.0).trees()[0].num_leaves(), 4);
+        let l1 = fit(5.0);
+        let leaves: Vec<usize> = l1.trees().iter().map(Tree::num_leaves).collect();
+        assert_eq!(leaves, [2]);
+        assert_eq!(l1.trees()[0].nodes()[0].feature, 1);
+        assert_eq!(l1.info().stop_reason, StopReason::NoSplit);
+        let pred = l1.predict_dataset(&data).unwrap();
+        let mse = pred.iter().zip(data.labels()).map(|(p, y)| (p - y) * (p - y)).sum::<f64>() / 40.0;
+        assert!((mse - 9.065).abs() < 1e-9, "{mse}");
     }
 
     #[test]
