@@ -36,7 +36,8 @@ impl SplitRules {
     pub(crate) fn leaf_gain(&self, s: BinStats) -> f64 {
         let t = self.threshold_l1(s.grad);
         let d = s.hess + self.lambda_l2;
-        if d > 0.0 { t * t / d } else { 0.0 }
+        // t = ±0 (common under heavy lambda_l1) gives +0 either way; skip the division.
+        if d > 0.0 && t != 0.0 { t * t / d } else { 0.0 }
     }
 
     /// Optimal leaf output (before shrinkage): `-ThresholdL1(G, l1) / (H + l2)`.
@@ -97,37 +98,19 @@ pub(crate) fn best_for_feature(
 ) -> Option<SplitCandidate> {
     let parent_gain = rules.leaf_gain(parent);
     let min_gain = parent_gain + rules.min_gain_to_split;
-    // (gain, threshold bin, left sums) of the best NaN-left and NaN-right candidates.
-    let mut best_nan_left: Option<(f64, usize, BinStats)> = None;
-    let mut best_nan_right: Option<(f64, usize, BinStats)> = None;
-    let gain_of = |left: BinStats| {
-        let right = parent.sub(left);
-        if !rules.child_ok(left) || !rules.child_ok(right) {
-            return None;
-        }
-        let gain = rules.leaf_gain(left) + rules.leaf_gain(right);
-        (gain > min_gain).then_some(gain)
-    };
     let nan = mapper.nan_bin().map(|b| h.bin(usize::from(b)));
-    let mut acc = BinStats::default();
-    h.for_each_bin(mapper.value_bins().saturating_sub(1), |t, bin| {
-        acc = acc.add(bin);
-        let left = nan.map_or(acc, |n| acc.add(n));
-        if let Some(gain) = gain_of(left)
-            && best_nan_left.is_none_or(|(b, ..)| gain >= b)
-        {
-            best_nan_left = Some((gain, t, left));
-        }
-        if nan.is_some()
-            && let Some(gain) = gain_of(acc)
-            && best_nan_right.is_none_or(|(b, ..)| gain > b)
-        {
-            best_nan_right = Some((gain, t, acc));
-        }
-    });
+    let n = mapper.value_bins().saturating_sub(1);
+    let scan = Scan { parent, rules, min_gain };
+    // (gain, threshold bin, left sums) of the best NaN-left and NaN-right candidates.
+    let (best_nan_left, mut best_nan_right) = match (h.bins2(), nan) {
+        (Some(bins), None) => scan.run::<2, false>(&bins[..n.min(bins.len())], BinStats::default()),
+        (Some(bins), Some(nb)) => scan.run::<2, true>(&bins[..n.min(bins.len())], nb),
+        (None, None) => scan.run::<3, false>(&h.bins3()[..n], BinStats::default()),
+        (None, Some(nb)) => scan.run::<3, true>(&h.bins3()[..n], nb),
+    };
     if let Some(n) = nan.filter(|n| n.count > 0) {
         let left = parent.sub(n);
-        if let Some(gain) = gain_of(left)
+        if let Some(gain) = scan.gain_of(left)
             && best_nan_right.is_none_or(|(b, ..)| gain > b)
         {
             best_nan_right = Some((gain, mapper.value_bins() - 1, left));
@@ -148,6 +131,76 @@ pub(crate) fn best_for_feature(
         left,
         right: parent.sub(left),
     })
+}
+
+/// One feature's threshold scan over its bins (see [`best_for_feature`]).
+struct Scan<'a> {
+    parent: BinStats,
+    rules: &'a SplitRules,
+    min_gain: f64,
+}
+
+/// The best candidate of one kind: (gain, threshold bin, left sums).
+type Best = Option<(f64, usize, BinStats)>;
+
+impl Scan<'_> {
+    /// The gain of sending `left` left, if both children are valid and it beats `min_gain`.
+    #[inline(always)]
+    fn gain_of(&self, left: BinStats) -> Option<f64> {
+        let right = self.parent.sub(left);
+        if !self.rules.child_ok(left) || !self.rules.child_ok(right) {
+            return None;
+        }
+        let gain = self.rules.leaf_gain(left) + self.rules.leaf_gain(right);
+        (gain > self.min_gain).then_some(gain)
+    }
+
+    /// The best NaN-left and (with `NAN`) NaN-right candidates of "bins <= t" over `bins`, where
+    /// `nan` is the NaN bin's sums. A bin with no rows in the leaf (all zero) leaves the running
+    /// sums as they were, so its candidates are those of the bin before: their gains are not
+    /// recomputed, only the ties replayed (a NaN-left candidate just taken is taken again at the
+    /// higher threshold; a NaN-right one, which needs a strictly higher gain, is not). Once the
+    /// right child has too few rows the scan stops: right children only shrink as `t` grows.
+    #[inline(always)]
+    fn run<const N: usize, const NAN: bool>(&self, bins: &[[f64; N]], nan: BinStats) -> (Best, Best) {
+        let min_rows = self.rules.min_data_in_leaf.max(1);
+        let (mut best_left, mut best_right): (Best, Best) = (None, None);
+        let mut acc = BinStats::default();
+        // Whether the previous threshold's NaN-left candidate was taken; None before any was scanned.
+        let mut took_left: Option<bool> = None;
+        for (t, c) in bins.iter().enumerate() {
+            let bin = BinStats { grad: c[0], hess: c[1], count: c[N - 1] as u32 };
+            if bin.count == 0 && bin.grad.to_bits() == 0 && bin.hess.to_bits() == 0 {
+                // acc + (+0) is acc bit for bit (acc, a sum from +0, is never -0).
+                if let Some(took) = took_left {
+                    if took && let Some(b) = best_left.as_mut() {
+                        b.1 = t;
+                    }
+                    continue;
+                }
+            }
+            acc = acc.add(bin);
+            if self.parent.count.saturating_sub(acc.count) < min_rows {
+                break;
+            }
+            let left = if NAN { acc.add(nan) } else { acc };
+            let mut took = false;
+            if let Some(gain) = self.gain_of(left)
+                && best_left.is_none_or(|(b, ..)| gain >= b)
+            {
+                best_left = Some((gain, t, left));
+                took = true;
+            }
+            took_left = Some(took);
+            if NAN
+                && let Some(gain) = self.gain_of(acc)
+                && best_right.is_none_or(|(b, ..)| gain > b)
+            {
+                best_right = Some((gain, t, acc));
+            }
+        }
+        (best_left, best_right)
+    }
 }
 
 #[cfg(test)]

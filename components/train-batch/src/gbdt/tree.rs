@@ -541,18 +541,21 @@ impl Grower {
             self.scratch.resize(len, 0);
         }
         let (src, dst) = (&self.indices[begin..end], &mut self.scratch[..len]);
+        // One pass without branches on the direction: lefts fill `d` from the front, rights from
+        // the back (each row is written at both ends; the slots between the two fronts are free, so
+        // the stray write is overwritten later or lands on the row's own slot at the end), then the
+        // rights are reversed back into row order.
         let split_block = |(s, d): (&[u32], &mut [u32])| {
-            let mut w = 0;
-            for &r in s.iter().filter(|&&r| goes_left(r)) {
-                d[w] = r;
-                w += 1;
+            let (mut lw, mut rw) = (0, d.len());
+            for &r in s {
+                let left = goes_left(r);
+                d[lw] = r;
+                d[rw - 1] = r;
+                lw += usize::from(left);
+                rw -= usize::from(!left);
             }
-            let lefts = w;
-            for &r in s.iter().filter(|&&r| !goes_left(r)) {
-                d[w] = r;
-                w += 1;
-            }
-            lefts
+            d[lw..].reverse();
+            lw
         };
         if len >= 2 * ROW_BLOCK {
             src.par_chunks(ROW_BLOCK)
