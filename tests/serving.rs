@@ -205,3 +205,40 @@ fn a_model_trained_elsewhere_is_imported_and_scores_like_onnxruntime() {
     );
     assert_eq!((status, body["error"]["code"].as_str()), (422, Some("no_explanations")), "{body}");
 }
+
+#[test]
+fn a_model_keeps_the_feature_set_version_it_was_trained_on() {
+    let host = Host::start(Kv::Embedded, HostOptions::default());
+    let csv = std::fs::read(root().join("tests/fixtures/reference/us4_ohlcv.csv")).unwrap();
+    let resp = client().post(format!("{}/api/bars", host.base)).bearer_auth(TOKEN).body(csv).send().unwrap();
+    assert_eq!(resp.status(), 200);
+    let define = |expression: &str| {
+        let def = json!({"name": "mine", "features": [{"name": "MOM5", "expression": expression},
+                                                      {"name": "RNG", "expression": "($high-$low)/$open"}]});
+        let url = format!("{}/api/features/sets/mine", host.base);
+        let resp = client().put(url).bearer_auth(TOKEN).body(def.to_string()).send().unwrap();
+        assert_eq!(resp.status(), 200);
+    };
+    define("Ref($close, 5)/$close");
+    let spec = json!({
+        "model": "c", "feature_set": "mine",
+        "segments": {"train": {"from": "2005-01-01", "to": "2009-12-31"},
+                     "valid": {"from": "2010-01-01", "to": "2010-12-31"},
+                     "test": {"from": "2011-01-01", "to": "2013-03-01"}},
+        "params": {"num_leaves": 7, "num_boost_round": 20, "early_stopping_rounds": 0, "seed": 1}
+    });
+    let (status, job) = post(&host, "/api/train", &spec);
+    assert_eq!(status, 201, "{job}");
+    assert_eq!(put(&host, "/api/models/c/aliases/champion", &json!({"version": 1})).0, 200);
+    let (status, before) = json_of(host.get("/api/predict/AAPL?model=c&date=2013-02-28"));
+    assert_eq!(status, 200, "{before}");
+
+    // Redefined: the row already computed with the old definition still answers (it is what the model
+    // was trained on); a row that would need the new definition is refused, not silently mixed.
+    define("Ref($close, 10)/$close");
+    let (status, again) = json_of(host.get("/api/predict/AAPL?model=c&date=2013-02-28"));
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["predictions"][0]["score"], before["predictions"][0]["score"]);
+    let (status, body) = json_of(host.get("/api/predict/AAPL?model=c&date=2013-02-27"));
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("feature_set_changed")), "{body}");
+}

@@ -473,6 +473,30 @@ impl FeatureMatrix {
             .collect::<Option<Vec<_>>>()?;
         Some((expires_at, FeatureMatrix { dates, names, columns }))
     }
+
+    /// Reads an [`encode`](Self::encode)d single-date matrix as its expiry, date and row of values,
+    /// skipping the names without allocating them (serving reads hundreds of rows a request).
+    fn decode_row(bytes: &[u8]) -> Option<(u64, NaiveDate, Vec<f64>)> {
+        let mut r = Reader { bytes };
+        if r.take(4)? != CACHE_MAGIC {
+            return None;
+        }
+        let expires_at = u64::from_le_bytes(r.take(8)?.try_into().ok()?);
+        let (rows, cols) = (r.u32()?, r.u32()? as usize);
+        if rows != 1 {
+            return None;
+        }
+        let date = NaiveDate::from_num_days_from_ce_opt(i32::from_le_bytes(r.take(4)?.try_into().ok()?))?;
+        for _ in 0..cols {
+            let len = r.u32()? as usize;
+            r.take(len)?;
+        }
+        if r.bytes.len() != cols.checked_mul(8)? {
+            return None;
+        }
+        let row = r.bytes.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect();
+        Some((expires_at, date, row))
+    }
 }
 
 /// A cursor over a byte slice.
@@ -583,6 +607,30 @@ pub fn features(
     Ok(Some(Computed { matrix, last_bar, cache_hit: false }))
 }
 
+/// The key-value key of one date's row of a set (by name and version hash) for `symbol`.
+fn row_key(symbol: &str, set_name: &str, set_version: &str, date: NaiveDate) -> String {
+    format!("{CACHE_PREFIX}{symbol}/{set_name}/{set_version}/row-{date}")
+}
+
+/// The cached row of set `set_name` at version `set_version` on `date` for `symbol`, if one is cached
+/// and fresh. Needs no parsed set: serving knows the version a model was trained on, and parsing a set
+/// of expressions costs more than reading the row.
+pub fn cached_row(
+    kv: &impl KeyValue,
+    set_name: &str,
+    set_version: &str,
+    symbol: &str,
+    date: NaiveDate,
+    policy: CachePolicy,
+) -> Option<Vec<f64>> {
+    if policy.refresh {
+        return None;
+    }
+    let bytes = kv.get_cached(&row_key(symbol, set_name, set_version, date))?;
+    let (expires_at, cached_date, row) = FeatureMatrix::decode_row(&bytes)?;
+    (expires_at > policy.now && cached_date == date).then_some(row)
+}
+
 /// `set` on one date of `symbol` (the row the predict component scores), cached on its own so a request
 /// reads one row rather than the symbol's whole matrix; dropped with the symbol's other entries when its bars
 /// change. None when the symbol has no bar on `date`.
@@ -594,15 +642,9 @@ pub fn features_on(
     date: NaiveDate,
     policy: CachePolicy,
 ) -> Result<Option<Vec<f64>>, StoreError> {
-    let key = format!("{CACHE_PREFIX}{symbol}/{}/{}/row-{date}", set.name(), set.version());
-    let row = |m: &FeatureMatrix| m.columns.iter().map(|c| c[0]).collect::<Vec<f64>>();
-    if !policy.refresh
-        && let Some(bytes) = kv.get_cached(&key)
-        && let Some((expires_at, matrix)) = FeatureMatrix::decode(&bytes)
-        && expires_at > policy.now
-        && matrix.dates == [date]
-    {
-        return Ok(Some(row(&matrix)));
+    let version = set.version();
+    if let Some(row) = cached_row(kv, set.name(), &version, symbol, date, policy) {
+        return Ok(Some(row));
     }
     let Some(computed) = features(db, kv, set, symbol, Some(date), policy)? else {
         return Ok(None);
@@ -611,8 +653,11 @@ pub fn features_on(
         return Ok(None);
     }
     let one = computed.matrix.slice(Some(date), Some(date));
-    kv.set_cached(&key, &one.encode(policy.now.saturating_add(policy.ttl_secs)));
-    Ok(Some(row(&one)))
+    kv.set_cached(
+        &row_key(symbol, set.name(), &version, date),
+        &one.encode(policy.now.saturating_add(policy.ttl_secs)),
+    );
+    Ok(Some(one.columns.iter().map(|c| c[0]).collect()))
 }
 
 #[cfg(test)]
@@ -645,6 +690,12 @@ mod tests {
         assert_eq!(at, 1234);
         assert!(same(&m, &back));
         assert_eq!(cached_expiry(&bytes), Some(1234));
+        assert!(FeatureMatrix::decode_row(&bytes).is_none(), "three dates are not one row");
+        let one = m.slice(Some(d(2024, 1, 3)), Some(d(2024, 1, 3))).encode(99);
+        let (at, date, row) = FeatureMatrix::decode_row(&one).unwrap();
+        assert_eq!((at, date), (99, d(2024, 1, 3)));
+        assert!(row[0].is_nan() && row[1] == 2.0);
+        assert!(FeatureMatrix::decode_row(&one[..one.len() - 1]).is_none());
         assert!(FeatureMatrix::decode(&bytes[..bytes.len() - 1]).is_none());
         assert!(FeatureMatrix::decode(b"SOF1\0\0").is_none());
         let mut huge = bytes.clone();

@@ -51,9 +51,9 @@ fn main() {
 
     let tract_load = median(7, || drop(TractModel::load(&onnx).unwrap()));
     let plan_from_onnx = median(21, || drop(Plan::from_onnx(&onnx).unwrap()));
-    let plan_load = median(201, || drop(Plan::from_bytes(&plan_bytes).unwrap()));
+    let plan_load = median(201, || drop(Plan::from_bytes(plan_bytes.clone()).unwrap()));
     let tract = TractModel::load(&onnx).unwrap();
-    let plan = Plan::from_bytes(&plan_bytes).unwrap();
+    let plan = Plan::from_bytes(plan_bytes.clone()).unwrap();
     let tract_1 = median(201, || drop(tract.predict(one, width).unwrap()));
     let tract_300 = median(51, || drop(tract.predict(&batch, width).unwrap()));
     let plan_1 = median(201, || drop(plan.predict(one).unwrap()));

@@ -5,9 +5,12 @@
 //! Loading cost: Spin builds a fresh instance per request, so nothing survives between requests. Parsing the
 //! ONNX artifact and planning it through tract costs far more than scoring, so the compact [`Plan`] built
 //! from the ONNX artifact (the source of truth) is cached in the key-value store under the artifact's
-//! sha256; a cache miss rebuilds it. Graphs that are not a single tree ensemble or linear regressor run
-//! through tract on every request. TreeSHAP's tables are cached the same way, built from the booster
-//! artifact (which, as JSON with per-node covers, is far slower to read).
+//! sha256, with the feature names (so a request never parses the model card); a cache miss rebuilds it.
+//! The plan is scored in place from those bytes. Graphs that are not a single tree ensemble or linear
+//! regressor run through tract on every request. TreeSHAP's tables are cached the same way, built from
+//! the booster artifact (which, as JSON with per-node covers, is far slower to read). Feature rows are read
+//! from the cache by the set version the model was trained on; the set itself (parsing 158 expressions)
+//! is built only when a row has to be computed.
 
 use std::time::Instant;
 
@@ -25,8 +28,8 @@ use crate::ab::{self, Variant};
 use crate::model::{Plan, TractModel};
 use crate::shap::{Explainer, FeatureContribution, top_k};
 
-/// Key-value prefix of cached plans.
-pub const PLAN_PREFIX: &str = "predict/plan/";
+/// Key-value prefix of cached models (plan and feature names).
+pub const MODEL_PREFIX: &str = "predict/model/";
 
 /// Key-value prefix of cached TreeSHAP tables.
 pub const SHAP_PREFIX: &str = "predict/shap/";
@@ -161,6 +164,8 @@ pub struct LoadedModel {
     pub feature_names: Vec<String>,
     /// Feature set the version was trained on (None for imported models with no set).
     pub feature_set: Option<String>,
+    /// That set's version hash at training time.
+    pub feature_set_version: Option<String>,
     scorer: Scorer,
     artifact_sha256: String,
 }
@@ -184,37 +189,76 @@ impl LoadedModel {
     }
 }
 
-/// Loads `name` v`version`: its card from the registry, its plan from the cache or built from the ONNX artifact.
+/// Loads `name` v`version`: its registry row, then its plan and feature names from the cache (one entry,
+/// keyed by the ONNX artifact's sha256), else the plan built from the ONNX artifact and the names from the
+/// card, cached for the next request.
 pub fn load_model(db: &impl Database, kv: &impl KeyValue, name: &str, version: i64) -> Result<LoadedModel, ApiError> {
-    let record = registry::get_version(db, name, version)?;
-    if record.status != "ready" {
-        return Err(ApiError::not_found(format!("model {name} v{version} is not ready ({})", record.status)));
+    let record = db.execute(
+        "SELECT status, feature_set, feature_set_version, artifact_sha256 FROM model_versions \
+         WHERE name = ? AND version = ?",
+        &[name.into(), version.into()],
+    )?;
+    if record.rows.is_empty() {
+        return Err(ApiError::not_found(format!("model {name} has no version {version}")));
     }
-    let sha = record.artifact_sha256.clone().unwrap_or_default();
-    let feature_names: Vec<String> = record.card["feature_names"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
-        .unwrap_or_default();
-    let key = format!("{PLAN_PREFIX}{sha}");
-    let cached = kv.get_cached(&key).and_then(|b| Plan::from_bytes(&b).ok());
-    let scorer = match cached {
-        Some(plan) => Scorer::Plan(plan),
-        None => {
-            let onnx = registry::read_artifact(db, name, version, ONNX)?;
-            match Plan::from_onnx(&onnx) {
-                Ok(plan) => {
-                    kv.set_cached(&key, &plan.to_bytes());
-                    Scorer::Plan(plan)
-                }
-                // Not a single ensemble or linear node: run the graph through tract.
-                Err(_) => Scorer::Tract(
-                    TractModel::load_with_features(&onnx, feature_names.len())
-                        .map_err(|e| ApiError::internal(format!("loading {name} v{version} with tract: {e:#}")))?,
-                ),
-            }
-        }
+    let status = record.text(0, "status").unwrap_or_default();
+    if status != "ready" {
+        return Err(ApiError::not_found(format!("model {name} v{version} is not ready ({status})")));
+    }
+    let sha = record.text(0, "artifact_sha256").unwrap_or_default().to_string();
+    let feature_set = record.text(0, "feature_set").map(str::to_string);
+    let feature_set_version = record.text(0, "feature_set_version").map(str::to_string);
+    let loaded = |feature_names, scorer| LoadedModel {
+        version,
+        feature_names,
+        feature_set: feature_set.clone(),
+        feature_set_version: feature_set_version.clone(),
+        scorer,
+        artifact_sha256: sha.clone(),
     };
-    Ok(LoadedModel { version, feature_names, feature_set: record.feature_set, scorer, artifact_sha256: sha })
+    let key = format!("{MODEL_PREFIX}{sha}");
+    if let Some((names, plan)) = kv.get_cached(&key).and_then(decode_cached_model) {
+        return Ok(loaded(names, Scorer::Plan(plan)));
+    }
+    // The card also holds importances and the drift reference (tens of KB): SQL extracts only the names.
+    let names = db.execute(
+        "SELECT json_extract(card, '$.feature_names') AS names FROM model_versions WHERE name = ? AND version = ?",
+        &[name.into(), version.into()],
+    )?;
+    let feature_names: Vec<String> =
+        names.text(0, "names").and_then(|t| serde_json::from_str(t).ok()).unwrap_or_default();
+    let onnx = registry::read_artifact(db, name, version, ONNX)?;
+    let scorer = match Plan::from_onnx(&onnx) {
+        Ok(plan) => {
+            kv.set_cached(&key, &encode_cached_model(&feature_names, &plan));
+            Scorer::Plan(plan)
+        }
+        // Not a single ensemble or linear node: run the graph through tract.
+        Err(_) => Scorer::Tract(
+            TractModel::load_with_features(&onnx, feature_names.len())
+                .map_err(|e| ApiError::internal(format!("loading {name} v{version} with tract: {e:#}")))?,
+        ),
+    };
+    Ok(loaded(feature_names, scorer))
+}
+
+/// A cached model: the plan bytes, the feature names as JSON, then the names' length (u32 LE), so that
+/// reading it truncates the buffer to the plan instead of copying it.
+fn encode_cached_model(names: &[String], plan: &Plan) -> Vec<u8> {
+    let json = serde_json::to_vec(names).expect("strings serialise");
+    let mut out = plan.to_bytes();
+    out.extend_from_slice(&json);
+    out.extend_from_slice(&(json.len() as u32).to_le_bytes());
+    out
+}
+
+fn decode_cached_model(mut bytes: Vec<u8>) -> Option<(Vec<String>, Plan)> {
+    let len_at = bytes.len().checked_sub(4)?;
+    let json_len = u32::from_le_bytes(bytes[len_at..].try_into().ok()?) as usize;
+    let json_at = len_at.checked_sub(json_len)?;
+    let names = serde_json::from_slice(&bytes[json_at..len_at]).ok()?;
+    bytes.truncate(json_at);
+    Some((names, Plan::from_bytes(bytes).ok()?))
 }
 
 /// The model whose `champion` alias moved most recently.
@@ -377,29 +421,23 @@ pub fn predict(
         }
         let policy = CachePolicy { now: now_unix, ttl_secs: FEATURE_TTL_SECS, refresh: false };
         let mut problems = Vec::new();
-        let mut sets: Vec<(String, NamedSet)> = Vec::new();
+        let mut sets = Sets::default();
         for symbol in symbols {
             let variant = choose(req.client.as_deref().unwrap_or(&symbol))?;
             let loaded = versions.get(db, kv, &model, &variant, &mut timing)?;
             let set_name = loaded.feature_set.clone().ok_or_else(|| {
                 ApiError::new(422, "no_feature_set", format!("model {model} has no feature set: send raw rows"))
             })?;
-            if !sets.iter().any(|(n, _)| *n == set_name) {
-                let set = match NamedSet::builtin(&set_name) {
-                    Some(s) => s,
-                    None => {
-                        store::resolve_set(kv, &set_name).map_err(|e| ApiError::internal(e.to_string()))?.ok_or_else(
-                            || ApiError::new(422, "no_feature_set", format!("feature set {set_name} is not defined")),
-                        )?
-                    }
-                };
-                sets.push((set_name.clone(), set));
-            }
-            let set = &sets.iter().find(|(n, _)| *n == set_name).expect("just added").1;
-            let (names, version) = (loaded.feature_names.clone(), loaded.version);
+            let set_version = loaded.feature_set_version.clone().unwrap_or_default();
             let t = Instant::now();
-            let row =
-                store::features_on(db, kv, set, &symbol, d, policy).map_err(|e| ApiError::internal(e.to_string()))?;
+            let row = match store::cached_row(kv, &set_name, &set_version, &symbol, d, policy) {
+                Some(row) => Some(row),
+                None => {
+                    let set = sets.get(kv, &set_name, &set_version)?;
+                    store::features_on(db, kv, set, &symbol, d, policy)
+                        .map_err(|e| ApiError::internal(e.to_string()))?
+                }
+            };
             timing.features += t.elapsed().as_micros() as u64;
             let Some(values) = row else {
                 let why = format!("{symbol} has no bar on {d}");
@@ -410,7 +448,10 @@ pub fn predict(
                 }
                 continue;
             };
-            if let Err(e) = check_missing(&names, &values, req.allow_missing, || format!("{symbol} on {d}")) {
+            let version = loaded.version;
+            if let Err(e) =
+                check_missing(&loaded.feature_names, &values, req.allow_missing, || format!("{symbol} on {d}"))
+            {
                 if universe {
                     skipped.push(Skipped { symbol, reason: e.message });
                 } else {
@@ -510,6 +551,44 @@ impl Versions {
             }
         };
         Ok(&self.loaded[i].1)
+    }
+}
+
+/// The feature sets a request has had to build (only on a feature cache miss: parsing a set costs more
+/// than reading a cached row).
+#[derive(Default)]
+struct Sets {
+    built: Vec<(String, NamedSet)>,
+}
+
+impl Sets {
+    /// Set `name`, refused if its definition no longer has the `version` the model was trained on.
+    fn get(&mut self, kv: &impl KeyValue, name: &str, version: &str) -> Result<&NamedSet, ApiError> {
+        let i = match self.built.iter().position(|(n, _)| n == name) {
+            Some(i) => i,
+            None => {
+                let set = match NamedSet::builtin(name) {
+                    Some(s) => s,
+                    None => store::resolve_set(kv, name).map_err(|e| ApiError::internal(e.to_string()))?.ok_or_else(
+                        || ApiError::new(422, "no_feature_set", format!("feature set {name} is not defined")),
+                    )?,
+                };
+                if set.version() != version {
+                    return Err(ApiError::new(
+                        409,
+                        "feature_set_changed",
+                        format!(
+                            "feature set {name} is now version {}, the model was trained on version {version}: \
+                             retrain it",
+                            set.version()
+                        ),
+                    ));
+                }
+                self.built.push((name.to_string(), set));
+                self.built.len() - 1
+            }
+        };
+        Ok(&self.built[i].1)
     }
 }
 

@@ -213,13 +213,13 @@ mod tests {
         let booster = trained(10, 20, 15);
         let plan = Plan::from_onnx(&export(&booster)).unwrap();
         let bytes = plan.to_bytes();
-        let back = Plan::from_bytes(&bytes).unwrap();
+        let back = Plan::from_bytes(bytes.clone()).unwrap();
         assert_eq!(back.to_bytes(), bytes);
         let rows = probe_rows(&booster, 50, 40);
         let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<_>>();
         assert_eq!(bits(back.predict(&rows).unwrap()), bits(plan.predict(&rows).unwrap()));
 
-        let fmt_err = |b: &[u8]| matches!(Plan::from_bytes(b), Err(PlanError::Format(_)));
+        let fmt_err = |b: &[u8]| matches!(Plan::from_bytes(b.to_vec()), Err(PlanError::Format(_)));
         assert!(fmt_err(&bytes[..bytes.len() - 1]), "truncated");
         assert!(fmt_err(&[bytes.as_slice(), &[0]].concat()), "trailing byte");
         for at in [0, 8, 13, 40, bytes.len() / 2, bytes.len() - 20, bytes.len() - 1] {
@@ -232,16 +232,17 @@ mod tests {
         // A child link pointing backwards (a loop) is refused even with a valid checksum.
         let mut looped = bytes[..bytes.len() - 8].to_vec();
         let (trees, nodes) = (plan.num_trees(), u32::from_le_bytes(bytes[28..32].try_into().unwrap()) as usize);
-        let true_children = 32 + 4 * trees + 8 * nodes;
-        looped[true_children..true_children + 4].copy_from_slice(&0u32.to_le_bytes());
+        let false_children = 32 + 4 * trees + 4 * nodes;
+        looped[false_children..false_children + 4].copy_from_slice(&0u32.to_le_bytes());
         let sum = super::plan::checksum(&looped);
         looped.extend_from_slice(&sum.to_le_bytes());
-        assert!(matches!(Plan::from_bytes(&looped), Err(PlanError::Format(m)) if m.contains("links outside")));
+        let looped = Plan::from_bytes(looped).unwrap();
+        assert!(matches!(looped.predict(&rows), Err(PlanError::Format(m)) if m.contains("links outside")));
 
         // Linear plans round-trip too.
         let linear = Plan::from_onnx(&fixture_bytes("sklearn_linear.onnx")).unwrap();
         let lb = linear.to_bytes();
-        assert_eq!(Plan::from_bytes(&lb).unwrap().to_bytes(), lb);
+        assert_eq!(Plan::from_bytes(lb.clone()).unwrap().to_bytes(), lb);
     }
 
     #[test]

@@ -199,59 +199,6 @@ impl Ensemble {
     pub(crate) fn max_feature(&self) -> Option<u32> {
         self.nodes.iter().filter(|n| n.mode() != Mode::Leaf).map(|n| n.feature).max()
     }
-
-    #[inline]
-    fn leaf(&self, root: u32, row: &[f32]) -> &Node {
-        let mut node = &self.nodes[root as usize];
-        loop {
-            let mode = node.mode();
-            if mode == Mode::Leaf {
-                return node;
-            }
-            let x = row[node.feature as usize];
-            let next = if mode.goes_true(x, node.value, node.nan_true()) { node.true_child } else { node.false_child };
-            node = &self.nodes[next as usize];
-        }
-    }
-
-    /// onnxruntime's aggregation, with leaf weights accumulated in f64 in tree order, then the
-    /// base value; the result is rounded to f32 once.
-    fn score(&self, row: &[f32]) -> f32 {
-        let (mut score, mut has) = (0f64, false);
-        for &root in &self.roots {
-            let leaf = self.leaf(root, row);
-            if !leaf.has_weight() {
-                continue;
-            }
-            let w = f64::from(leaf.value);
-            score = match self.aggregate {
-                Aggregate::Sum | Aggregate::Average => score + w,
-                Aggregate::Min => {
-                    if !has || w < score {
-                        w
-                    } else {
-                        score
-                    }
-                }
-                Aggregate::Max => {
-                    if !has || w > score {
-                        w
-                    } else {
-                        score
-                    }
-                }
-            };
-            has = true;
-        }
-        let base = f64::from(self.base);
-        let value = match self.aggregate {
-            Aggregate::Sum => score + base,
-            Aggregate::Average => score / self.roots.len() as f64 + base,
-            Aggregate::Min | Aggregate::Max if has => score + base,
-            Aggregate::Min | Aggregate::Max => base,
-        };
-        self.post_transform.apply(value) as f32
-    }
 }
 
 /// A linear model: `intercept + Σ x_i · coefficients_i`.
@@ -269,17 +216,32 @@ impl Linear {
     }
 }
 
+/// What a plan scores with.
 #[derive(Debug, Clone)]
 enum Model {
-    Trees(Ensemble),
+    /// Trees read in place from the plan bytes.
+    Trees(TreeLayout),
     Linear(Linear),
 }
 
-/// A model ready to score rows of [`Plan::num_features`] f32 values, with [`Plan::to_bytes`] /
-/// [`Plan::from_bytes`] for storage.
+/// Where a tree ensemble's arrays lie in the plan bytes: roots (u32 × trees), then per node feature,
+/// value bits, true child, false child (u32 each, one array after the other), then the flag bytes.
+#[derive(Debug, Clone)]
+struct TreeLayout {
+    trees: usize,
+    nodes: usize,
+    base: f32,
+    aggregate: Aggregate,
+    post_transform: PostTransform,
+}
+
+/// A model ready to score rows of [`Plan::num_features`] f32 values. It keeps its byte form
+/// ([`Plan::to_bytes`], [`Plan::from_bytes`]) and scores trees by walking those bytes in place:
+/// a request pays for one validation pass over the nodes, never for copying them into structs.
 #[derive(Debug, Clone)]
 pub struct Plan {
     num_features: usize,
+    bytes: Vec<u8>,
     model: Model,
 }
 
@@ -534,42 +496,219 @@ fn parse_linear(node: &NodeProto) -> Result<Linear, PlanError> {
 /// Magic header of [`Plan::to_bytes`].
 const MAGIC: &[u8; 8] = b"stkplan\0";
 /// Version of the byte format.
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 /// Header bytes: magic, version, kind / aggregate / post_transform / reserved, features, base, two counts.
 const HEADER: usize = 32;
 const KIND_TREES: u8 = 1;
 const KIND_LINEAR: u8 = 2;
 
-/// A fast 64-bit checksum of plan bytes (corruption check, not a security measure).
+/// A fast 64-bit checksum of plan bytes (corruption check, not a security measure). Four independent
+/// lanes over 32-byte blocks, so the multiplies overlap: plans are read on every request.
 pub(super) fn checksum(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0x9E37_79B9_7F4A_7C15 ^ bytes.len() as u64;
-    let mut chunks = bytes.chunks_exact(8);
-    for c in &mut chunks {
-        let w = u64::from_le_bytes(c.try_into().expect("8 bytes"));
-        h = (h ^ w).wrapping_mul(0xFF51_AFD7_ED55_8CCD).rotate_left(31);
+    let mix = |h: u64, w: u64| (h ^ w).wrapping_mul(0xFF51_AFD7_ED55_8CCD).rotate_left(31);
+    let mut lanes = [0x9E37_79B9_7F4A_7C15 ^ bytes.len() as u64, 1, 2, 3];
+    let mut blocks = bytes.chunks_exact(32);
+    for block in &mut blocks {
+        for (lane, c) in lanes.iter_mut().zip(block.chunks_exact(8)) {
+            *lane = mix(*lane, u64::from_le_bytes(c.try_into().expect("8 bytes")));
+        }
     }
-    for &b in chunks.remainder() {
+    let mut h = lanes.iter().fold(0, |h, &l| mix(h, l));
+    for &b in blocks.remainder() {
         h = (h ^ u64::from(b)).wrapping_mul(0xC4CE_B9FE_1A85_EC53).rotate_left(17);
     }
     h ^ (h >> 33)
 }
 
-/// Little-endian reader over plan bytes whose length was already checked.
-struct Reader<'a> {
-    bytes: &'a [u8],
-    pos: usize,
+/// The little-endian u32 at byte `at` (the caller checked the length).
+#[inline]
+fn word(bytes: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"))
 }
 
-impl Reader<'_> {
-    fn take(&mut self, n: usize) -> &[u8] {
-        let s = &self.bytes[self.pos..self.pos + n];
-        self.pos += n;
-        s
+/// A parsed model before it is laid out as plan bytes.
+enum Source {
+    Trees(Ensemble),
+    Linear(Linear),
+}
+
+/// Bytes per tree node: value (f32), false child (u32), feature (u16), flags (u8). The true child is
+/// always the next node (trees are laid out in pre-order, true branch first).
+const NODE_BYTES: usize = 11;
+
+/// The versioned little-endian byte form: header, arrays, then a checksum of all before it.
+fn encode(num_features: usize, source: &Source) -> Result<Vec<u8>, PlanError> {
+    let mut out = Vec::with_capacity(HEADER + 8);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&VERSION.to_le_bytes());
+    let put = |out: &mut Vec<u8>, v: u32| out.extend_from_slice(&v.to_le_bytes());
+    match source {
+        Source::Trees(e) => {
+            out.extend_from_slice(&[KIND_TREES, e.aggregate as u8, e.post_transform as u8, 0]);
+            put(&mut out, num_features as u32);
+            put(&mut out, e.base.to_bits());
+            put(&mut out, e.roots.len() as u32);
+            put(&mut out, e.nodes.len() as u32);
+            if num_features > usize::from(u16::MAX) + 1 {
+                return Err(PlanError::Unsupported(format!("{num_features} features (the plan holds at most 65536)")));
+            }
+            let branch = |n: &Node| n.mode() != Mode::Leaf;
+            if e.nodes.iter().enumerate().any(|(i, n)| branch(n) && n.true_child as usize != i + 1) {
+                return Err(PlanError::Invalid("a true child does not follow its parent".into()));
+            }
+            out.reserve(e.roots.len() * 4 + e.nodes.len() * NODE_BYTES);
+            e.roots.iter().for_each(|&r| put(&mut out, r));
+            e.nodes.iter().for_each(|n| put(&mut out, n.value.to_bits()));
+            e.nodes.iter().for_each(|n| put(&mut out, n.false_child));
+            e.nodes.iter().for_each(|n| out.extend_from_slice(&(n.feature as u16).to_le_bytes()));
+            out.extend(e.nodes.iter().map(|n| n.flags));
+        }
+        Source::Linear(l) => {
+            out.extend_from_slice(&[KIND_LINEAR, 0, l.post_transform as u8, 0]);
+            put(&mut out, num_features as u32);
+            put(&mut out, l.intercept.to_bits());
+            put(&mut out, l.coefficients.len() as u32);
+            put(&mut out, 0);
+            l.coefficients.iter().for_each(|c| put(&mut out, c.to_bits()));
+        }
+    }
+    let sum = checksum(&out);
+    out.extend_from_slice(&sum.to_le_bytes());
+    Ok(out)
+}
+
+/// Reads the trees of a plan in place: node `i`'s fields are at fixed offsets of the byte arrays.
+struct TreeReader<'a> {
+    bytes: &'a [u8],
+    trees: usize,
+    nodes: usize,
+    /// Where the node arrays start: values, false children, features, flags.
+    values: usize,
+}
+
+impl<'a> TreeReader<'a> {
+    fn new(bytes: &'a [u8], layout: &TreeLayout) -> Self {
+        TreeReader { bytes, trees: layout.trees, nodes: layout.nodes, values: HEADER + 4 * layout.trees }
     }
 
-    fn u32s(&mut self, n: usize) -> Vec<u32> {
-        self.take(4 * n).chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+    #[inline]
+    fn root(&self, t: usize) -> usize {
+        word(self.bytes, HEADER + 4 * t) as usize
     }
+
+    #[inline]
+    fn value(&self, i: usize) -> f32 {
+        f32::from_bits(word(self.bytes, self.values + 4 * i))
+    }
+
+    #[inline]
+    fn false_child(&self, i: usize) -> usize {
+        word(self.bytes, self.values + 4 * (self.nodes + i)) as usize
+    }
+
+    #[inline]
+    fn feature(&self, i: usize) -> usize {
+        let at = self.values + 8 * self.nodes + 2 * i;
+        usize::from(u16::from_le_bytes([self.bytes[at], self.bytes[at + 1]]))
+    }
+
+    #[inline]
+    fn flags(&self, i: usize) -> u8 {
+        self.bytes[self.values + 10 * self.nodes + i]
+    }
+
+    /// The weight of the leaf `row` reaches in tree `t` (None: a leaf without weight). The walk checks
+    /// what makes it safe as it goes (children after their parent and inside the tree, features in the
+    /// row), so loading a plan never has to check every node.
+    #[inline]
+    fn leaf(&self, t: usize, row: &[f32]) -> Result<Option<f32>, PlanError> {
+        let mut i = self.root(t);
+        let end = if t + 1 < self.trees { self.root(t + 1) } else { self.nodes };
+        loop {
+            let flags = self.flags(i);
+            let mode = Mode::from_bits(flags & MODE_MASK).ok_or_else(|| broken(i))?;
+            let value = self.value(i);
+            if mode == Mode::Leaf {
+                return Ok((flags & HAS_WEIGHT != 0).then_some(value));
+            }
+            let x = *row.get(self.feature(i)).ok_or_else(|| broken(i))?;
+            let child = if mode.goes_true(x, value, flags & NAN_TRUE != 0) { i + 1 } else { self.false_child(i) };
+            if child <= i || child >= end {
+                return Err(broken(i));
+            }
+            i = child;
+        }
+    }
+}
+
+/// A node of unknown mode, or one that reads past the row or links outside its tree: the plan bytes are wrong.
+fn broken(node: usize) -> PlanError {
+    PlanError::Format(format!("node {node} has an unknown mode, links outside its tree or reads a missing feature"))
+}
+
+/// onnxruntime's aggregation of one row, with leaf weights accumulated in f64 in tree order, then the
+/// base value; the result is rounded to f32 once.
+#[derive(Clone, Copy, Default)]
+struct Aggregation {
+    score: f64,
+    has: bool,
+}
+
+impl Aggregation {
+    #[inline]
+    fn add(&mut self, aggregate: Aggregate, w: f32) {
+        let w = f64::from(w);
+        self.score = match aggregate {
+            Aggregate::Sum | Aggregate::Average => self.score + w,
+            Aggregate::Min => {
+                if !self.has || w < self.score {
+                    w
+                } else {
+                    self.score
+                }
+            }
+            Aggregate::Max => {
+                if !self.has || w > self.score {
+                    w
+                } else {
+                    self.score
+                }
+            }
+        };
+        self.has = true;
+    }
+
+    fn finish(self, layout: &TreeLayout) -> f32 {
+        let base = f64::from(layout.base);
+        let value = match layout.aggregate {
+            Aggregate::Sum => self.score + base,
+            Aggregate::Average => self.score / layout.trees as f64 + base,
+            Aggregate::Min | Aggregate::Max if self.has => self.score + base,
+            Aggregate::Min | Aggregate::Max => base,
+        };
+        layout.post_transform.apply(value) as f32
+    }
+}
+
+/// Rows scored together, tree by tree: few enough that their values stay in the L1 cache while every
+/// tree is walked for each of them (the rows' walks are independent, so they overlap).
+const ROW_BLOCK: usize = 16;
+
+/// Scores rows in blocks of [`ROW_BLOCK`]; each row still adds its trees in tree order.
+fn score_trees(reader: &TreeReader, layout: &TreeLayout, rows: &[f32], width: usize) -> Result<Vec<f32>, PlanError> {
+    let mut out = Vec::with_capacity(rows.len() / width);
+    for block in rows.chunks(ROW_BLOCK * width) {
+        let mut acc = [Aggregation::default(); ROW_BLOCK];
+        for t in 0..layout.trees {
+            for (a, row) in acc.iter_mut().zip(block.chunks_exact(width)) {
+                if let Some(w) = reader.leaf(t, row)? {
+                    a.add(layout.aggregate, w);
+                }
+            }
+        }
+        out.extend(acc.iter().take(block.len() / width).map(|a| a.finish(layout)));
+    }
+    Ok(out)
 }
 
 impl Plan {
@@ -617,10 +756,10 @@ impl Plan {
             .map(|f| usize::try_from(f).ok().filter(|&f| f > 0 && f <= u32::MAX as usize))
             .map(|f| f.ok_or_else(|| PlanError::Invalid(format!("input width {declared_features:?}"))))
             .transpose()?;
-        let (needed, model) = match main.op_type.as_str() {
+        let (needed, source) = match main.op_type.as_str() {
             "TreeEnsembleRegressor" => {
                 let e = parse_tree_ensemble(main)?;
-                (e.max_feature().map_or(1, |f| f as usize + 1), Model::Trees(e))
+                (e.max_feature().map_or(1, |f| f as usize + 1), Source::Trees(e))
             }
             "LinearRegressor" => {
                 let l = parse_linear(main)?;
@@ -630,7 +769,7 @@ impl Plan {
                         l.coefficients.len()
                     )));
                 }
-                (l.coefficients.len(), Model::Linear(l))
+                (l.coefficients.len(), Source::Linear(l))
             }
             other => return Err(PlanError::Unsupported(format!("operator ai.onnx.ml::{other}"))),
         };
@@ -641,7 +780,7 @@ impl Plan {
                 needed - 1
             )));
         }
-        Ok(Plan { num_features, model })
+        Plan::from_bytes(encode(num_features, &source)?)
     }
 
     /// Features per row.
@@ -652,7 +791,7 @@ impl Plan {
     /// Number of trees (0 for a linear model).
     pub fn num_trees(&self) -> usize {
         match &self.model {
-            Model::Trees(e) => e.roots.len(),
+            Model::Trees(t) => t.trees,
             Model::Linear(_) => 0,
         }
     }
@@ -664,64 +803,36 @@ impl Plan {
             return Err(PlanError::RaggedRows { len: rows.len(), features: width });
         }
         Ok(match &self.model {
-            Model::Trees(e) => rows.chunks_exact(width).map(|r| e.score(r)).collect(),
+            Model::Trees(layout) => score_trees(&TreeReader::new(&self.bytes, layout), layout, rows, width)?,
             Model::Linear(l) => rows.chunks_exact(width).map(|r| l.score(r)).collect(),
         })
     }
 
     /// The versioned little-endian byte form: header, arrays, then a checksum of all before it.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(HEADER + 8);
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&VERSION.to_le_bytes());
-        let put = |out: &mut Vec<u8>, v: u32| out.extend_from_slice(&v.to_le_bytes());
-        match &self.model {
-            Model::Trees(e) => {
-                out.extend_from_slice(&[KIND_TREES, e.aggregate as u8, e.post_transform as u8, 0]);
-                put(&mut out, self.num_features as u32);
-                put(&mut out, e.base.to_bits());
-                put(&mut out, e.roots.len() as u32);
-                put(&mut out, e.nodes.len() as u32);
-                out.reserve(e.roots.len() * 4 + e.nodes.len() * 17);
-                e.roots.iter().for_each(|&r| put(&mut out, r));
-                e.nodes.iter().for_each(|n| put(&mut out, n.feature));
-                e.nodes.iter().for_each(|n| put(&mut out, n.value.to_bits()));
-                e.nodes.iter().for_each(|n| put(&mut out, n.true_child));
-                e.nodes.iter().for_each(|n| put(&mut out, n.false_child));
-                out.extend(e.nodes.iter().map(|n| n.flags));
-            }
-            Model::Linear(l) => {
-                out.extend_from_slice(&[KIND_LINEAR, 0, l.post_transform as u8, 0]);
-                put(&mut out, self.num_features as u32);
-                put(&mut out, l.intercept.to_bits());
-                put(&mut out, l.coefficients.len() as u32);
-                put(&mut out, 0);
-                l.coefficients.iter().for_each(|c| put(&mut out, c.to_bits()));
-            }
-        }
-        let sum = checksum(&out);
-        out.extend_from_slice(&sum.to_le_bytes());
-        out
+        self.bytes.clone()
     }
 
-    /// Reads [`Plan::to_bytes`] output, checking magic, version, exact length, checksum and tree
-    /// structure (so scoring can never index out of bounds or loop).
-    pub fn from_bytes(bytes: &[u8]) -> Result<Plan, PlanError> {
+    /// Takes [`Plan::to_bytes`] output, checking magic, version, exact length, checksum and tree
+    /// offsets. Tree nodes stay in the bytes, nothing is copied; scoring checks each node it visits
+    /// (a plan whose walk would leave its tree or the row is refused then, with [`PlanError::Format`]).
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Plan, PlanError> {
         let bad = |what: &str| PlanError::Format(what.to_owned());
         if bytes.len() < HEADER + 8 || &bytes[..8] != MAGIC {
             return Err(bad("no plan header"));
         }
-        let word = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
-        let version = word(8);
+        let version = word(&bytes, 8);
         if version != VERSION {
             return Err(PlanError::Format(format!("format version {version}, this build reads {VERSION}")));
         }
         let (kind, agg, post, reserved) = (bytes[12], bytes[13], bytes[14], bytes[15]);
-        let num_features = word(16) as usize;
-        let base = f32::from_bits(word(20));
-        let (count_a, count_b) = (word(24) as usize, word(28) as usize);
+        let num_features = word(&bytes, 16) as usize;
+        let base = f32::from_bits(word(&bytes, 20));
+        let (count_a, count_b) = (word(&bytes, 24) as usize, word(&bytes, 28) as usize);
         let payload = match kind {
-            KIND_TREES => count_a.checked_mul(4).and_then(|r| count_b.checked_mul(17).and_then(|n| r.checked_add(n))),
+            KIND_TREES => {
+                count_a.checked_mul(4).and_then(|r| count_b.checked_mul(NODE_BYTES).and_then(|n| r.checked_add(n)))
+            }
             KIND_LINEAR => count_a.checked_mul(4),
             _ => return Err(bad("unknown model kind")),
         };
@@ -739,57 +850,31 @@ impl Plan {
         if num_features == 0 {
             return Err(bad("zero features"));
         }
-        let mut r = Reader { bytes: &bytes[..body], pos: HEADER };
         let model = if kind == KIND_LINEAR {
             if count_a != num_features || count_b != 0 {
                 return Err(bad("coefficient count differs from the feature count"));
             }
-            let coefficients = r.u32s(count_a).into_iter().map(f32::from_bits).collect();
+            let coefficients = (0..count_a).map(|k| f32::from_bits(word(&bytes, HEADER + 4 * k))).collect();
             Model::Linear(Linear { coefficients, intercept: base, post_transform })
         } else {
             let aggregate = Aggregate::from_bits(agg).ok_or_else(|| bad("unknown aggregate"))?;
-            let roots = r.u32s(count_a);
-            let features = r.u32s(count_b);
-            let values = r.u32s(count_b);
-            let trues = r.u32s(count_b);
-            let falses = r.u32s(count_b);
-            let flags = r.take(count_b);
-            if roots.is_empty() || roots[0] != 0 || roots.windows(2).any(|w| w[0] >= w[1]) {
-                return Err(bad("tree offsets are not increasing from 0"));
-            }
-            if roots.last().is_some_and(|&l| l as usize >= count_b) {
-                return Err(bad("a tree has no nodes"));
-            }
-            let mut nodes = Vec::with_capacity(count_b);
-            let mut tree_end = roots.iter().skip(1).map(|&r| r as usize).chain([count_b]);
-            let mut end = 0;
-            for i in 0..count_b {
-                if i == end {
-                    end = tree_end.next().expect("one end per tree");
-                }
-                let f = flags[i];
-                let mode = Mode::from_bits(f & MODE_MASK).ok_or_else(|| bad("unknown node mode"))?;
-                if f & !(MODE_MASK | NAN_TRUE | HAS_WEIGHT) != 0 {
-                    return Err(bad("unknown node flags"));
-                }
-                let (t, fl) = (trues[i] as usize, falses[i] as usize);
-                if mode != Mode::Leaf
-                    && (t <= i || t >= end || fl <= i || fl >= end || features[i] as usize >= num_features)
-                {
-                    return Err(PlanError::Format(format!(
-                        "node {i} links outside its tree or reads a missing feature"
-                    )));
-                }
-                nodes.push(Node {
-                    feature: features[i],
-                    value: f32::from_bits(values[i]),
-                    true_child: trues[i],
-                    false_child: falses[i],
-                    flags: f,
-                });
-            }
-            Model::Trees(Ensemble { roots, nodes, base, aggregate, post_transform })
+            let layout = TreeLayout { trees: count_a, nodes: count_b, base, aggregate, post_transform };
+            check_roots(&TreeReader::new(&bytes, &layout))?;
+            Model::Trees(layout)
         };
-        Ok(Plan { num_features, model })
+        Ok(Plan { num_features, bytes, model })
     }
+}
+
+/// Tree offsets must increase from 0 and leave every tree a node; the nodes themselves are checked as
+/// scoring walks them.
+fn check_roots(r: &TreeReader) -> Result<(), PlanError> {
+    let bad = |what: &str| PlanError::Format(what.to_owned());
+    if r.trees == 0 || r.root(0) != 0 || (1..r.trees).any(|t| r.root(t - 1) >= r.root(t)) {
+        return Err(bad("tree offsets are not increasing from 0"));
+    }
+    if r.root(r.trees - 1) >= r.nodes {
+        return Err(bad("a tree has no nodes"));
+    }
+    Ok(())
 }
