@@ -447,12 +447,7 @@ impl FeatureMatrix {
     /// Reads [`encode`](Self::encode)'s output: its expiry and the matrix; None when malformed.
     fn decode(bytes: &[u8]) -> Option<(u64, FeatureMatrix)> {
         let mut r = Reader { bytes };
-        if r.take(4)? != CACHE_MAGIC {
-            return None;
-        }
-        let expires_at = u64::from_le_bytes(r.take(8)?.try_into().ok()?);
-        let rows = r.u32()? as usize;
-        let cols = r.u32()? as usize;
+        let (expires_at, rows, cols) = r.header()?;
         let dates = (0..rows)
             .map(|_| NaiveDate::from_num_days_from_ce_opt(i32::from_le_bytes(r.take(4)?.try_into().ok()?)))
             .collect::<Option<Vec<_>>>()?;
@@ -478,11 +473,7 @@ impl FeatureMatrix {
     /// skipping the names without allocating them (serving reads hundreds of rows a request).
     fn decode_row(bytes: &[u8]) -> Option<(u64, NaiveDate, Vec<f64>)> {
         let mut r = Reader { bytes };
-        if r.take(4)? != CACHE_MAGIC {
-            return None;
-        }
-        let expires_at = u64::from_le_bytes(r.take(8)?.try_into().ok()?);
-        let (rows, cols) = (r.u32()?, r.u32()? as usize);
+        let (expires_at, rows, cols) = r.header()?;
         if rows != 1 {
             return None;
         }
@@ -516,6 +507,15 @@ impl<'a> Reader<'a> {
 
     fn u32(&mut self) -> Option<u32> {
         Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+    }
+
+    /// The cache encoding's header: magic, then expiry, rows and columns.
+    fn header(&mut self) -> Option<(u64, usize, usize)> {
+        if self.take(4)? != CACHE_MAGIC {
+            return None;
+        }
+        let expires_at = u64::from_le_bytes(self.take(8)?.try_into().ok()?);
+        Some((expires_at, self.u32()? as usize, self.u32()? as usize))
     }
 }
 

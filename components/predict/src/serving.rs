@@ -567,12 +567,10 @@ impl Sets {
         let i = match self.built.iter().position(|(n, _)| n == name) {
             Some(i) => i,
             None => {
-                let set = match NamedSet::builtin(name) {
-                    Some(s) => s,
-                    None => store::resolve_set(kv, name).map_err(|e| ApiError::internal(e.to_string()))?.ok_or_else(
-                        || ApiError::new(422, "no_feature_set", format!("feature set {name} is not defined")),
-                    )?,
-                };
+                let set =
+                    store::resolve_set(kv, name).map_err(|e| ApiError::internal(e.to_string()))?.ok_or_else(|| {
+                        ApiError::new(422, "no_feature_set", format!("feature set {name} is not defined"))
+                    })?;
                 if set.version() != version {
                     return Err(ApiError::new(
                         409,
