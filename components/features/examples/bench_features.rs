@@ -21,10 +21,13 @@ struct Args {
     qlib: String,
     threads: usize,
     repeat: usize,
+    /// Hidden: write every computed Alpha158+LABEL0 value (f64 bits, little-endian; f64 then
+    /// QlibF32, symbol by symbol) to this file, to check that an engine change moves no bit.
+    dump: Option<String>,
 }
 
 fn args() -> Args {
-    let mut a = Args { qlib: String::new(), threads: 0, repeat: 3 };
+    let mut a = Args { qlib: String::new(), threads: 0, repeat: 3, dump: None };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let value = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
@@ -32,6 +35,7 @@ fn args() -> Args {
             "--qlib" => a.qlib = value,
             "--threads" => a.threads = value.parse().expect("--threads N"),
             "--repeat" => a.repeat = value.parse::<usize>().expect("--repeat R").max(1),
+            "--dump" => a.dump = Some(value),
             _ => panic!("unknown flag {flag}; usage: --qlib DIR [--threads N] [--repeat R]"),
         }
     }
@@ -77,8 +81,21 @@ fn main() {
 
         let f64_sets = [alpha158(), label()];
         let (alpha_s, values) = best(a.repeat, || alpha(&frames, &f64_sets));
-        let f32_sets = f64_sets.map(|s| s.with_precision(Precision::QlibF32));
+        let f32_sets = f64_sets.clone().map(|s| s.with_precision(Precision::QlibF32));
         let (alpha_f32_s, _) = best(a.repeat, || alpha(&frames, &f32_sets));
+        if let Some(path) = &a.dump {
+            let mut bytes = Vec::new();
+            for sets in [&f64_sets, &f32_sets] {
+                for f in &frames {
+                    for s in sets.iter() {
+                        for col in s.compute(f).expect("compute").columns {
+                            bytes.extend(col.iter().flat_map(|v| v.to_bits().to_le_bytes()));
+                        }
+                    }
+                }
+            }
+            std::fs::write(path, bytes).expect("write --dump file");
+        }
 
         let bars: Vec<_> = frames.iter().map(SymbolFrame::to_bar_series).collect();
         let (ind_s, columns) = best(a.repeat, || bars.par_iter().map(|b| technical_set(b).len()).sum::<usize>());

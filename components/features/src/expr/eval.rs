@@ -4,10 +4,10 @@
 //! would give it, which [`Precision::QlibF32`] uses to round where Qlib stores float32.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::ops::{Dtype, Kind, OpDef};
-use super::rolling;
+use super::rolling::{self, Fit};
 use super::{EvalError, Expr, FieldSource, Param, Precision, Span, Window};
 
 /// Expressions compiled together: each distinct sub-expression (e.g. `Ref($close,1)` across all of
@@ -24,18 +24,51 @@ pub struct Plan {
     batches: Vec<Vec<usize>>,
     /// Each node's group in `batches`, if it has one.
     batch_of: Vec<Option<usize>>,
+    /// `(operand, window)` of each `Rsquare` whose blanking std a `Std` batch computes first: that
+    /// batch keeps a copy of the column for it (see [`std_reuse`]).
+    std_reuse: HashSet<(usize, Window)>,
 }
 
-/// Rolling nodes that one pass over their shared operand computes together: `Mean`, `Sum`, `Std`
-/// or `Var` of one operand over several fixed windows, and `Quantile`s of one operand and window.
+/// The `(operand, window)` pairs where a `Std` batch runs before a `Rsquare` of the same operand and
+/// window, which needs exactly that std (`rolling::rsquare` blanks flat windows by it).
+fn std_reuse(nodes: &[Node], batches: &[Vec<usize>]) -> HashSet<(usize, Window)> {
+    let mut stds = HashSet::new();
+    let mut reuse = HashSet::new();
+    for group in batches {
+        for &id in group {
+            match &nodes[id] {
+                Node::Call { op, args, param: Param::Window(w) } if op.name == "Std" => {
+                    stds.insert((args[0], *w));
+                }
+                Node::Call { op, args, param: Param::Window(w) }
+                    if op.name == "Rsquare" && stds.contains(&(args[0], *w)) =>
+                {
+                    reuse.insert((args[0], *w));
+                }
+                _ => {}
+            }
+        }
+    }
+    reuse
+}
+
+/// Rolling nodes that one pass over their shared operands computes together: `Mean`, `Sum`, `Std`,
+/// `Var`, `Max`, `Min`, `IdxMax`, `IdxMin`, `Corr` or `Cov` of the same operands over several fixed
+/// windows, any `Slope`/`Rsquare`/`Resi` of one operand (one regression pass per window serves all
+/// three), and `Quantile`s and `Rank`s of one operand and window.
 fn batches(nodes: &[Node]) -> (Vec<Vec<usize>>, Vec<Option<usize>>) {
     let mut groups: Vec<Vec<usize>> = Vec::new();
-    let mut by_key: HashMap<(&str, usize, Option<Window>), usize> = HashMap::new();
+    let mut by_key: HashMap<(&str, &[usize], Option<Window>), usize> = HashMap::new();
     for (id, node) in nodes.iter().enumerate() {
         let Node::Call { op, args, param } = node else { continue };
-        let key = match (op.name, &args[..], param) {
-            ("Mean" | "Sum" | "Std" | "Var", [x], Param::Window(Window::Last(_))) => (op.name, *x, None),
-            ("Quantile", [x], Param::Quantile(w, _)) => (op.name, *x, Some(*w)),
+        let key = match (op.name, param) {
+            (
+                "Mean" | "Sum" | "Std" | "Var" | "Max" | "Min" | "IdxMax" | "IdxMin" | "Corr" | "Cov",
+                Param::Window(Window::Last(_)),
+            ) => (op.name, &args[..], None),
+            ("Slope" | "Rsquare" | "Resi", Param::Window(_)) => ("Regression", &args[..], None),
+            // Ranks and quantiles of one window share its sorted values.
+            ("Quantile", Param::Quantile(w, _)) | ("Rank", Param::Window(w)) => ("Sorted", &args[..], Some(*w)),
             _ => continue,
         };
         let g = *by_key.entry(key).or_insert_with(|| {
@@ -141,6 +174,7 @@ impl Plan {
             types: Vec::new(),
             batches: Vec::new(),
             batch_of: Vec::new(),
+            std_reuse: HashSet::new(),
         };
         let mut seen = HashMap::new();
         for e in exprs {
@@ -149,6 +183,7 @@ impl Plan {
             plan.reads[id] += 1;
         }
         (plan.batches, plan.batch_of) = batches(&plan.nodes);
+        plan.std_reuse = std_reuse(&plan.nodes, &plan.batches);
         plan
     }
 
@@ -194,8 +229,18 @@ impl Plan {
         self.nodes.iter().filter_map(|n| if let Node::Field(f) = n { Some(f.as_str()) } else { None }).collect()
     }
 
-    /// The columns of a batch's members, in order, from their shared operand `x`.
-    fn run_batch(&self, members: &[usize], x: &[f64]) -> Vec<Vec<f64>> {
+    /// The columns of a batch's members, in order, from their shared operands.
+    /// `kept` holds the std columns that one batch keeps for a later one (see [`std_reuse`]).
+    fn run_batch(
+        &self,
+        members: &[usize],
+        operands: &[Cow<'_, [f64]>],
+        kept: &mut HashMap<(usize, Window), Vec<f64>>,
+    ) -> Vec<Vec<f64>> {
+        let operand = match self.nodes.get(members[0]) {
+            Some(Node::Call { args, .. }) => args.first().copied().unwrap_or(usize::MAX),
+            _ => usize::MAX,
+        };
         let params: Vec<(&str, Param)> = members
             .iter()
             .filter_map(
@@ -204,18 +249,48 @@ impl Plan {
             .collect();
         let windows: Vec<Window> =
             params.iter().map(|(_, p)| if let Param::Window(w) = p { *w } else { Window::Expanding }).collect();
-        match params.first() {
-            Some(("Mean", _)) => rolling::means(x, &windows, true),
-            Some(("Sum", _)) => rolling::means(x, &windows, false),
-            Some(("Std", _)) => rolling::stds(x, &windows),
-            Some(("Var", _)) => rolling::vars(x, &windows),
-            Some(("Quantile", Param::Quantile(w, _))) => {
-                let qs: Vec<f64> =
-                    params.iter().map(|(_, p)| if let Param::Quantile(_, q) = p { *q } else { 0.0 }).collect();
-                rolling::quantiles(x, *w, &qs)
+        match (params.first(), operands) {
+            (Some(("Mean", _)), [x]) => rolling::means(x, &windows, true),
+            (Some(("Sum", _)), [x]) => rolling::means(x, &windows, false),
+            (Some(("Std", _)), [x]) => {
+                let cols = rolling::stds(x, &windows);
+                for (w, col) in windows.iter().zip(&cols) {
+                    if self.std_reuse.contains(&(operand, *w)) {
+                        kept.insert((operand, *w), copy(col));
+                    }
+                }
+                cols
+            }
+            (Some(("Var", _)), [x]) => rolling::vars(x, &windows),
+            (Some(("Max", _)), [x]) => rolling::extremes(x, &windows, true),
+            (Some(("Min", _)), [x]) => rolling::extremes(x, &windows, false),
+            (Some(("IdxMax", _)), [x]) => rolling::arg_extremes(x, &windows, true),
+            (Some(("IdxMin", _)), [x]) => rolling::arg_extremes(x, &windows, false),
+            (Some(("Corr", _)), [x, y]) => rolling::pair_stats(x, y, &windows, true),
+            (Some(("Cov", _)), [x, y]) => rolling::pair_stats(x, y, &windows, false),
+            (Some(("Slope" | "Rsquare" | "Resi", _)), [x]) => {
+                let fits: Vec<(Fit, Window)> = params
+                    .iter()
+                    .zip(&windows)
+                    .map(|((name, _), &w)| match *name {
+                        "Slope" => (Fit::Slope, w),
+                        "Rsquare" => (Fit::Rsquare, w),
+                        _ => (Fit::Resi, w),
+                    })
+                    .collect();
+                let known: Vec<Option<Vec<f64>>> = fits
+                    .iter()
+                    .map(|&(fit, w)| if fit == Fit::Rsquare { kept.remove(&(operand, w)) } else { None })
+                    .collect();
+                rolling::regressions(x, &fits, known)
+            }
+            (Some(("Quantile" | "Rank", Param::Quantile(w, _) | Param::Window(w))), [x]) => {
+                let stats: Vec<Option<f64>> =
+                    params.iter().map(|(_, p)| if let Param::Quantile(_, q) = p { Some(*q) } else { None }).collect();
+                rolling::sorted_stats(x, *w, &stats)
             }
             // `batches` forms no other group.
-            _ => members.iter().map(|_| vec![f64::NAN; x.len()]).collect(),
+            _ => members.iter().map(|_| vec![f64::NAN; operands.first().map_or(0, |x| x.len())]).collect(),
         }
     }
 
@@ -227,6 +302,7 @@ impl Plan {
         let mut vals: Vec<Option<Value<'_>>> = Vec::with_capacity(self.nodes.len());
         // Columns computed ahead by a batch, waiting for their node's turn.
         let mut ready: Vec<Option<Vec<f64>>> = vec![None; self.nodes.len()];
+        let mut kept = HashMap::new();
         for (id, node) in self.nodes.iter().enumerate() {
             let v = match node {
                 Node::Field(name) => {
@@ -235,7 +311,7 @@ impl Plan {
                         return Err(EvalError::RowMismatch { field: name.clone(), len: col.len(), rows });
                     }
                     if qlib && col.iter().any(|&v| to_f32(v) != v && !v.is_nan()) {
-                        Value::Owned(col.iter().map(|&v| to_f32(v)).collect())
+                        Value::Owned(map(col, to_f32))
                     } else {
                         Value::Col(col)
                     }
@@ -246,17 +322,20 @@ impl Plan {
                     let operands: Vec<&Value<'_>> = args.iter().filter_map(|&a| vals[a].as_ref()).collect();
                     let mut v = match (ready[id].take(), self.batch_of[id], op.kind, op.numpy_f32, &operands[..]) {
                         (Some(col), ..) => Value::Owned(col),
-                        (None, Some(b), _, _, [x]) => {
+                        (None, Some(b), ..) => {
                             let members = &self.batches[b];
+                            let series: Vec<_> = operands.iter().map(|x| x.series(rows)).collect();
                             let mut own = Vec::new();
-                            for (m, col) in members.iter().zip(self.run_batch(members, &x.series(rows))) {
+                            for (m, col) in members.iter().zip(self.run_batch(members, &series, &mut kept)) {
                                 if *m == id { own = col } else { ready[*m] = Some(col) }
                             }
                             Value::Owned(own)
                         }
                         // numpy's own float32 loop where it differs from the rounded f64 result.
                         (None, _, Kind::Unary(_), Some(f), [x]) if f32_result => {
-                            Value::Owned((0..rows).map(|i| f64::from(f(x.at(i) as f32))).collect())
+                            let mut out = rolling::column(rows);
+                            out.extend((0..rows).map(|i| f64::from(f(x.at(i) as f32))));
+                            Value::Owned(out)
                         }
                         _ => compute(op, *param, &operands, rows),
                     };
@@ -265,8 +344,10 @@ impl Plan {
                     }
                     for &a in args {
                         left[a] -= 1;
-                        if left[a] == 0 {
-                            vals[a] = None;
+                        if left[a] == 0
+                            && let Some(v) = vals[a].take()
+                        {
+                            v.recycle();
                         }
                     }
                     v
@@ -277,8 +358,12 @@ impl Plan {
         let mut out = Vec::with_capacity(self.outputs.len());
         for &o in &self.outputs {
             left[o] -= 1;
-            let v = if left[o] == 0 { vals[o].take() } else { vals[o].clone() };
-            let mut col = v.map_or_else(|| vec![f64::NAN; rows], |v| v.into_column(rows));
+            let col = if left[o] == 0 {
+                vals[o].take().map(|v| v.into_column(rows))
+            } else {
+                vals[o].as_ref().map(|v| v.to_column(rows))
+            };
+            let mut col = col.unwrap_or_else(|| rolling::filled(rows, f64::NAN));
             if qlib {
                 // Qlib casts every expression's result with `astype(np.float32)`.
                 col.iter_mut().for_each(|v| *v = to_f32(*v));
@@ -327,31 +412,64 @@ impl Value<'_> {
     fn round_f32(&mut self) {
         match self {
             Value::Scalar(s) => *s = to_f32(*s),
-            Value::Col(c) => *self = Value::Owned(c.iter().map(|&v| to_f32(v)).collect()),
+            Value::Col(c) => *self = Value::Owned(map(c, to_f32)),
             Value::Owned(c) => c.iter_mut().for_each(|v| *v = to_f32(*v)),
         }
     }
 
     fn into_column(self, rows: usize) -> Vec<f64> {
         match self {
-            Value::Scalar(s) => vec![s; rows],
-            Value::Col(c) => c.to_vec(),
             Value::Owned(c) => c,
+            v => v.to_column(rows),
         }
     }
+
+    /// A copy of the values as a column, broadcasting constants.
+    fn to_column(&self, rows: usize) -> Vec<f64> {
+        match self {
+            Value::Scalar(s) => rolling::filled(rows, *s),
+            Value::Col(c) => copy(c),
+            Value::Owned(c) => copy(c),
+        }
+    }
+
+    /// Hands a computed column back for reuse.
+    fn recycle(self) {
+        if let Value::Owned(c) = self {
+            rolling::recycle(c);
+        }
+    }
+}
+
+/// A copy of `x` in a recycled column.
+fn copy(x: &[f64]) -> Vec<f64> {
+    let mut out = rolling::column(x.len());
+    out.extend_from_slice(x);
+    out
+}
+
+/// `f` of every value of `x`, in a recycled column.
+fn map(x: &[f64], f: impl Fn(f64) -> f64) -> Vec<f64> {
+    let mut out = rolling::column(x.len());
+    out.extend(x.iter().map(|&v| f(v)));
+    out
 }
 
 /// An element-wise binary operator over two operands, one loop per shape (series or constant).
 fn binary(x: &Value<'_>, y: &Value<'_>, f: impl Fn(f64, f64) -> f64) -> Value<'static> {
     match (x.column(), y.column()) {
-        (Some(a), Some(b)) => Value::Owned(a.iter().zip(b).map(|(&a, &b)| f(a, b)).collect()),
+        (Some(a), Some(b)) => {
+            let mut out = rolling::column(a.len());
+            out.extend(a.iter().zip(b).map(|(&a, &b)| f(a, b)));
+            Value::Owned(out)
+        }
         (Some(a), None) => {
             let q = y.at(0);
-            Value::Owned(a.iter().map(|&a| f(a, q)).collect())
+            Value::Owned(map(a, |a| f(a, q)))
         }
         (None, Some(b)) => {
             let p = x.at(0);
-            Value::Owned(b.iter().map(|&b| f(p, b)).collect())
+            Value::Owned(map(b, |b| f(p, b)))
         }
         (None, None) => Value::Scalar(f(x.at(0), y.at(0))),
     }
@@ -366,7 +484,7 @@ fn compute(op: &OpDef, param: Param, a: &[&Value<'_>], rows: usize) -> Value<'st
     };
     match (op.kind, a) {
         (Kind::Unary(f), [x]) => match x.column() {
-            Some(c) => Value::Owned(c.iter().map(|&v| f(v)).collect()),
+            Some(c) => Value::Owned(map(c, f)),
             None => Value::Scalar(f(x.at(0))),
         },
         (Kind::Binary(f), [x, y]) => match op.name {
@@ -377,7 +495,11 @@ fn compute(op: &OpDef, param: Param, a: &[&Value<'_>], rows: usize) -> Value<'st
             "Div" => binary(x, y, |a, b| a / b),
             _ => binary(x, y, f),
         },
-        (Kind::Ternary(f), [c, x, y]) => Value::Owned((0..rows).map(|i| f(c.at(i), x.at(i), y.at(i))).collect()),
+        (Kind::Ternary(f), [c, x, y]) => {
+            let mut out = rolling::column(rows);
+            out.extend((0..rows).map(|i| f(c.at(i), x.at(i), y.at(i))));
+            Value::Owned(out)
+        }
         (Kind::Lag(f), [x]) => match param {
             Param::Lag(n) => Value::Owned(f(&x.series(rows), n)),
             _ => nan(),

@@ -4,7 +4,51 @@
 //! compensated running sums, the same tie-breaking.
 
 use std::borrow::Cow;
-use std::collections::VecDeque;
+use std::cell::RefCell;
+
+thread_local! {
+    /// Column buffers recycled on this thread. An Alpha158 evaluation makes hundreds of columns per
+    /// symbol; handing them back to the allocator makes it return pages to the OS and fault them in
+    /// again for the next node, which costs more than the arithmetic of most nodes.
+    static SPARE: RefCell<Vec<Vec<f64>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Most buffers kept for reuse per thread (a few MB at Alpha158's peak).
+const MAX_SPARE: usize = 512;
+
+/// An empty column with room for `len` values, recycled when one is spare.
+pub(crate) fn column(len: usize) -> Vec<f64> {
+    let mut v = SPARE.with(|s| s.borrow_mut().pop()).unwrap_or_default();
+    v.clear();
+    v.reserve(len);
+    v
+}
+
+/// `len` copies of `value` in a recycled column.
+pub(crate) fn filled(len: usize, value: f64) -> Vec<f64> {
+    let mut v = column(len);
+    v.resize(len, value);
+    v
+}
+
+/// Gives a column that is no longer needed back for reuse.
+pub(crate) fn recycle(v: Vec<f64>) {
+    if v.capacity() > 0 {
+        SPARE.with(|s| {
+            let mut s = s.borrow_mut();
+            if s.len() < MAX_SPARE {
+                s.push(v);
+            }
+        });
+    }
+}
+
+/// `f` of every value of `x`, in a recycled column.
+fn map(x: &[f64], f: impl Fn(f64) -> f64) -> Vec<f64> {
+    let mut out = column(x.len());
+    out.extend(x.iter().map(|&v| f(v)));
+    out
+}
 
 /// Rows a rolling operator looks at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -42,7 +86,7 @@ fn start(i: usize, w: usize) -> usize {
 /// pandas turns ±inf into NaN before every window aggregation (`_prep_values`).
 fn prep(x: &[f64]) -> Cow<'_, [f64]> {
     if x.iter().any(|v| v.is_infinite()) {
-        Cow::Owned(x.iter().map(|&v| if v.is_infinite() { f64::NAN } else { v }).collect())
+        Cow::Owned(map(x, |v| if v.is_infinite() { f64::NAN } else { v }))
     } else {
         Cow::Borrowed(x)
     }
@@ -50,13 +94,16 @@ fn prep(x: &[f64]) -> Cow<'_, [f64]> {
 
 /// Slides a pandas-style accumulator over `x`: remove the row leaving the window, then add the new one.
 fn slide<A: Accumulator>(x: &[f64], w: Window, mut acc: A) -> Vec<f64> {
-    let w = w.size();
-    let mut out = Vec::with_capacity(x.len());
-    for i in 0..x.len() {
-        if i >= w {
-            acc.remove(x[i - w]);
-        }
-        acc.add(x[i]);
+    let w = w.size().min(x.len());
+    let mut out = column(x.len());
+    // Split where rows start leaving, so the steady-state loop has no test on the row index.
+    for &v in &x[..w] {
+        acc.add(v);
+        out.push(acc.value());
+    }
+    for (&old, &v) in x.iter().zip(&x[w..]) {
+        acc.remove(old);
+        acc.add(v);
         out.push(acc.value());
     }
     out
@@ -65,8 +112,7 @@ fn slide<A: Accumulator>(x: &[f64], w: Window, mut acc: A) -> Vec<f64> {
 /// Several windows of one accumulator in a single pass over `x`: the accumulators' dependency chains
 /// overlap, and each column is exactly what [`slide`] gives for that window.
 fn slide_many<A: Accumulator>(x: &[f64], windows: &[Window], new: impl Fn() -> A) -> Vec<Vec<f64>> {
-    let mut accs: Vec<(usize, A, Vec<f64>)> =
-        windows.iter().map(|w| (w.size(), new(), Vec::with_capacity(x.len()))).collect();
+    let mut accs: Vec<(usize, A, Vec<f64>)> = windows.iter().map(|w| (w.size(), new(), column(x.len()))).collect();
     for i in 0..x.len() {
         for (w, acc, out) in &mut accs {
             if i >= *w {
@@ -225,14 +271,12 @@ impl Accumulator for Welford {
 
 /// Rolling mean (pandas `rolling(N, min_periods=1).mean()`).
 pub fn mean(x: &[f64], w: Window) -> Vec<f64> {
-    let x = prep(x);
-    slide(&x, w, KahanSum::new(&x, true))
+    means(x, &[w], true).swap_remove(0)
 }
 
 /// Rolling sum; NaN only where the window holds no value.
 pub fn sum(x: &[f64], w: Window) -> Vec<f64> {
-    let x = prep(x);
-    slide(&x, w, KahanSum::new(&x, false))
+    means(x, &[w], false).swap_remove(0)
 }
 
 /// Rolling sample variance (ddof = 1); NaN until two values exist.
@@ -243,13 +287,40 @@ pub fn var(x: &[f64], w: Window) -> Vec<f64> {
 
 /// Rolling sample standard deviation (ddof = 1).
 pub fn std(x: &[f64], w: Window) -> Vec<f64> {
-    var(x, w).into_iter().map(zsqrt).collect()
+    let mut v = var(x, w);
+    v.iter_mut().for_each(|v| *v = zsqrt(*v));
+    v
 }
 
 /// [`mean`] (or with `mean: false`, [`sum`]) of `x` over several windows in one pass.
 pub fn means(x: &[f64], windows: &[Window], mean: bool) -> Vec<Vec<f64>> {
     let x = prep(x);
-    slide_many(&x, windows, || KahanSum::new(&x, mean))
+    flag_means(&x, windows, mean).unwrap_or_else(|| slide_many(&x, windows, || KahanSum::new(&x, mean)))
+}
+
+/// [`means`] of a column of 0s and 1s (a comparison such as `$close>Ref($close,1)`), or `None` if
+/// `x` holds anything else. On such values [`KahanSum`] is exact integer arithmetic (its
+/// compensations stay 0, no value is negative, a constant window's value is its count over `nobs`
+/// too), so a plain count gives the same bits.
+fn flag_means(x: &[f64], windows: &[Window], mean: bool) -> Option<Vec<Vec<f64>>> {
+    if !x.iter().all(|&v| v.to_bits() == 0 || v == 1.0) {
+        return None;
+    }
+    let cols = windows.iter().map(|w| {
+        let w = w.size();
+        let mut out = column(x.len());
+        let mut k = 0.0;
+        for i in 0..x.len() {
+            k += x[i];
+            if i >= w {
+                k -= x[i - w];
+            }
+            let nobs = (i + 1).min(w) as f64;
+            out.push(if mean { k / nobs } else { k });
+        }
+        out
+    });
+    Some(cols.collect())
 }
 
 /// [`var`] of `x` over several windows in one pass.
@@ -260,7 +331,9 @@ pub fn vars(x: &[f64], windows: &[Window]) -> Vec<Vec<f64>> {
 
 /// [`std`] of `x` over several windows in one pass.
 pub fn stds(x: &[f64], windows: &[Window]) -> Vec<Vec<f64>> {
-    vars(x, windows).into_iter().map(|v| v.into_iter().map(zsqrt).collect()).collect()
+    let mut cols = vars(x, windows);
+    cols.iter_mut().flatten().for_each(|v| *v = zsqrt(*v));
+    cols
 }
 
 /// pandas' `zsqrt`: a variance that rounds below zero gives 0, not NaN.
@@ -272,7 +345,7 @@ fn zsqrt(v: f64) -> f64 {
 pub fn count(x: &[f64], w: Window) -> Vec<f64> {
     let w = w.size();
     let mut n = 0usize;
-    let mut out = Vec::with_capacity(x.len());
+    let mut out = column(x.len());
     for i in 0..x.len() {
         if i >= w && !x[i - w].is_nan() {
             n -= 1;
@@ -287,79 +360,104 @@ pub fn count(x: &[f64], w: Window) -> Vec<f64> {
 
 /// Rolling maximum ignoring NaN.
 pub fn max(x: &[f64], w: Window) -> Vec<f64> {
-    extreme(x, w, |new, old| new >= old)
+    extremes(x, &[w], true).swap_remove(0)
 }
 
 /// Rolling minimum ignoring NaN.
 pub fn min(x: &[f64], w: Window) -> Vec<f64> {
-    extreme(x, w, |new, old| new <= old)
+    extremes(x, &[w], false).swap_remove(0)
 }
 
-/// Monotonic-deque extreme: `dominates(new, old)` drops `old` for good once `new` arrives.
-fn extreme(x: &[f64], w: Window, dominates: fn(f64, f64) -> bool) -> Vec<f64> {
+/// [`max`] (or with `max: false`, [`min`]) of `x` over several windows in one pass.
+pub fn extremes(x: &[f64], windows: &[Window], max: bool) -> Vec<Vec<f64>> {
+    if max { extreme(x, windows, |new, old| new >= old) } else { extreme(x, windows, |new, old| new <= old) }
+}
+
+/// First entry of the increasing row list `live` at or after row `s`.
+fn first_from(live: &[usize], s: usize) -> Option<usize> {
+    live.get(live.partition_point(|&j| j < s)).copied()
+}
+
+/// Monotonic-queue extreme: `dominates(new, old)` drops `old` for good once `new` arrives. The queue
+/// of the widest window holds every row not dominated by a later one, so the extreme of any window
+/// ending at row `i` is its first queued row at or after the window's start.
+fn extreme(x: &[f64], windows: &[Window], dominates: impl Fn(f64, f64) -> bool) -> Vec<Vec<f64>> {
     let x = prep(x);
-    let w = w.size();
-    let mut q: VecDeque<usize> = VecDeque::new();
-    let mut out = Vec::with_capacity(x.len());
+    let widest = windows.iter().map(|w| w.size()).max().unwrap_or(1);
+    let mut outs: Vec<Vec<f64>> = windows.iter().map(|_| column(x.len())).collect();
+    // `q[head..]` is the queue; rows before `head` have left the widest window.
+    let mut q: Vec<usize> = Vec::with_capacity(x.len());
+    let mut head = 0;
     for i in 0..x.len() {
         if !x[i].is_nan() {
-            while q.back().is_some_and(|&b| dominates(x[i], x[b])) {
-                q.pop_back();
+            while q.len() > head && dominates(x[i], x[q[q.len() - 1]]) {
+                q.pop();
             }
-            q.push_back(i);
+            q.push(i);
         }
-        let s = start(i, w);
-        while q.front().is_some_and(|&f| f < s) {
-            q.pop_front();
+        let s = start(i, widest);
+        while head < q.len() && q[head] < s {
+            head += 1;
         }
-        out.push(q.front().map_or(f64::NAN, |&f| x[f]));
+        for (w, out) in windows.iter().zip(&mut outs) {
+            out.push(first_from(&q[head..], start(i, w.size())).map_or(f64::NAN, |f| x[f]));
+        }
     }
-    out
+    outs
 }
 
 /// 1-based position of the window's maximum (numpy `argmax + 1`: first occurrence; a NaN wins).
 pub fn idxmax(x: &[f64], w: Window) -> Vec<f64> {
-    arg_extreme(x, w, |new, old| new > old)
+    arg_extremes(x, &[w], true).swap_remove(0)
 }
 
 /// 1-based position of the window's minimum (numpy `argmin + 1`: first occurrence; a NaN wins).
 pub fn idxmin(x: &[f64], w: Window) -> Vec<f64> {
-    arg_extreme(x, w, |new, old| new < old)
+    arg_extremes(x, &[w], false).swap_remove(0)
+}
+
+/// [`idxmax`] (or with `max: false`, [`idxmin`]) of `x` over several windows in one pass.
+pub fn arg_extremes(x: &[f64], windows: &[Window], max: bool) -> Vec<Vec<f64>> {
+    if max { arg_extreme(x, windows, |new, old| new > old) } else { arg_extreme(x, windows, |new, old| new < old) }
 }
 
 /// Qlib applies `np.argmax` to the raw window, and numpy reports the first NaN if there is one;
-/// windows without any finite value are NaN (pandas `apply` with `min_periods=1`).
-fn arg_extreme(x: &[f64], w: Window, beats: fn(f64, f64) -> bool) -> Vec<f64> {
+/// windows without any finite value are NaN (pandas `apply` with `min_periods=1`). One queue of the
+/// widest window serves every window, as in [`extreme`].
+fn arg_extreme(x: &[f64], windows: &[Window], beats: impl Fn(f64, f64) -> bool) -> Vec<Vec<f64>> {
     let x = prep(x);
-    let w = w.size();
+    let widest = windows.iter().map(|w| w.size()).max().unwrap_or(1);
+    let mut outs: Vec<Vec<f64>> = windows.iter().map(|_| column(x.len())).collect();
     // Strict `beats` keeps earlier equal values in front: the first occurrence wins.
-    let mut q: VecDeque<usize> = VecDeque::new();
-    let mut nans: VecDeque<usize> = VecDeque::new();
-    let mut out = Vec::with_capacity(x.len());
+    let (mut q, mut nans): (Vec<usize>, Vec<usize>) = (Vec::with_capacity(x.len()), Vec::new());
+    let (mut head, mut nan_head) = (0, 0);
     for i in 0..x.len() {
         if x[i].is_nan() {
-            nans.push_back(i);
+            nans.push(i);
         } else {
-            while q.back().is_some_and(|&b| beats(x[i], x[b])) {
-                q.pop_back();
+            while q.len() > head && beats(x[i], x[q[q.len() - 1]]) {
+                q.pop();
             }
-            q.push_back(i);
+            q.push(i);
         }
-        let s = start(i, w);
-        while q.front().is_some_and(|&f| f < s) {
-            q.pop_front();
+        let s = start(i, widest);
+        while head < q.len() && q[head] < s {
+            head += 1;
         }
-        while nans.front().is_some_and(|&f| f < s) {
-            nans.pop_front();
+        while nan_head < nans.len() && nans[nan_head] < s {
+            nan_head += 1;
         }
-        let v = match (q.front(), nans.front()) {
-            (None, _) => f64::NAN,
-            (Some(_), Some(&n)) => (n - s + 1) as f64,
-            (Some(&m), None) => (m - s + 1) as f64,
-        };
-        out.push(v);
+        for (w, out) in windows.iter().zip(&mut outs) {
+            let s = start(i, w.size());
+            let v = match (first_from(&q[head..], s), first_from(&nans[nan_head..], s)) {
+                (None, _) => f64::NAN,
+                (Some(_), Some(n)) => (n - s + 1) as f64,
+                (Some(m), None) => (m - s + 1) as f64,
+            };
+            out.push(v);
+        }
     }
-    out
+    outs
 }
 
 /// The window's non-NaN values kept sorted; insertion and removal by binary search.
@@ -400,7 +498,7 @@ impl SortedWindow {
 
     /// Slides over `x`, collecting `f` of each window and its row index.
     fn slide(x: &[f64], w: Window, mut f: impl FnMut(&SortedWindow, usize) -> f64) -> Vec<f64> {
-        let mut out = Vec::with_capacity(x.len());
+        let mut out = column(x.len());
         Self::walk(x, w, |win, i| out.push(f(win, i)));
         out
     }
@@ -430,14 +528,38 @@ pub fn quantile(x: &[f64], w: Window, q: f64) -> Vec<f64> {
 
 /// [`quantile`] of `x` over one window for several probabilities, sharing the sorted window.
 pub fn quantiles(x: &[f64], w: Window, qs: &[f64]) -> Vec<Vec<f64>> {
+    let stats: Vec<Option<f64>> = qs.iter().map(|&q| Some(q)).collect();
+    sorted_stats(x, w, &stats)
+}
+
+/// Statistics of `x` over one window that share its sorted values: `Some(q)` the [`quantile`] `q`,
+/// `None` the [`rank`]. Counting the sorted non-NaN values gives the same counts as [`rank`]'s scan
+/// of the raw window, so the same bits.
+pub(crate) fn sorted_stats(x: &[f64], w: Window, stats: &[Option<f64>]) -> Vec<Vec<f64>> {
     let x = prep(x);
-    let mut out: Vec<Vec<f64>> = qs.iter().map(|_| Vec::with_capacity(x.len())).collect();
-    SortedWindow::walk(&x, w, |win, _| {
-        for (col, &q) in out.iter_mut().zip(qs) {
-            col.push(quantile_of(&win.v, q));
+    let mut out: Vec<Vec<f64>> = stats.iter().map(|_| column(x.len())).collect();
+    SortedWindow::walk(&x, w, |win, i| {
+        let v = &win.v;
+        for (col, stat) in out.iter_mut().zip(stats) {
+            col.push(match *stat {
+                Some(q) => quantile_of(v, q),
+                None if x[i].is_nan() => f64::NAN,
+                None => {
+                    // The current value is in the window: walk its (usually single) run of ties.
+                    let below = v.partition_point(|&e| e < x[i]);
+                    let at_most = below + v[below..].iter().take_while(|&&e| e <= x[i]).count();
+                    rank_pct(below, at_most, v.len())
+                }
+            });
         }
     });
     out
+}
+
+/// pandas' own arithmetic for the average of ranks `below + 1 ..= at_most`, then / count.
+fn rank_pct(below: usize, at_most: usize, n: usize) -> f64 {
+    let (hi, lo) = (at_most as f64, below as f64 + 1.0);
+    ((hi * (hi + 1.0) / 2.0) - ((lo - 1.0) * lo / 2.0)) / (hi - lo + 1.0) / n as f64
 }
 
 /// The `q` quantile of sorted values, interpolated linearly.
@@ -475,15 +597,12 @@ pub fn median(x: &[f64], w: Window) -> Vec<f64> {
 /// ties averaged); NaN where the current value is NaN.
 pub fn rank(x: &[f64], w: Window) -> Vec<f64> {
     let x = prep(x);
-    // pandas' own arithmetic for the average of ranks `below + 1 ..= at_most`, then / count.
-    let pct = |below: usize, at_most: usize, n: usize| {
-        let (hi, lo) = (at_most as f64, below as f64 + 1.0);
-        ((hi * (hi + 1.0) / 2.0) - ((lo - 1.0) * lo / 2.0)) / (hi - lo + 1.0) / n as f64
-    };
+    let pct = rank_pct;
     match w {
         // Fixed windows: count the raw window directly (NaN compares false), a loop that vectorises.
-        Window::Last(_) => (0..x.len())
-            .map(|i| {
+        Window::Last(_) => {
+            let mut out = column(x.len());
+            out.extend((0..x.len()).map(|i| {
                 let cur = x[i];
                 if cur.is_nan() {
                     return f64::NAN;
@@ -492,8 +611,9 @@ pub fn rank(x: &[f64], w: Window) -> Vec<f64> {
                     (b + usize::from(v < cur), a + usize::from(v <= cur), n + usize::from(!v.is_nan()))
                 });
                 pct(below, at_most, n)
-            })
-            .collect(),
+            }));
+            out
+        }
         Window::Expanding => SortedWindow::slide(&x, w, |win, i| {
             let cur = x[i];
             if cur.is_nan() {
@@ -511,7 +631,10 @@ fn apply(x: &[f64], w: Window, f: impl Fn(&[f64]) -> f64) -> Vec<f64> {
     let x = prep(x);
     let finite = count(&x, w);
     let w = w.size();
-    (0..x.len()).map(|i| if finite[i] >= 1.0 { f(&x[start(i, w)..=i]) } else { f64::NAN }).collect()
+    let mut out = column(x.len());
+    out.extend((0..x.len()).map(|i| if finite[i] >= 1.0 { f(&x[start(i, w)..=i]) } else { f64::NAN }));
+    recycle(finite);
+    out
 }
 
 /// Qlib's `Mad`: mean absolute deviation from the mean over the window's non-NaN values.
@@ -552,7 +675,7 @@ pub fn ema(x: &[f64], span: Span) -> Vec<f64> {
     };
     let alpha = 1.0 / (1.0 + com);
     let old_factor = 1.0 - alpha;
-    let mut out = Vec::with_capacity(x.len());
+    let mut out = column(x.len());
     let Some(&first) = x.first() else { return out };
     let mut weighted = first;
     let mut nobs = usize::from(!first.is_nan());
@@ -579,18 +702,19 @@ pub fn ema(x: &[f64], span: Span) -> Vec<f64> {
 }
 
 /// Which statistic of Qlib's rolling linear regression on x = 1..N to return.
-#[derive(Clone, Copy, PartialEq)]
-enum Fit {
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Fit {
     Slope,
     Rsquare,
     Resi,
 }
 
 /// Qlib's Cython `rolling_slope`/`rolling_rsquare`/`rolling_resi` (and their expanding forms):
-/// running sums over x = window positions, NaN rows skipped; no inf-to-NaN conversion.
-fn regression(y: &[f64], w: Window, fit: Fit) -> Vec<f64> {
+/// running sums over x = window positions, NaN rows skipped; no inf-to-NaN conversion. The sums
+/// serve every statistic in `fits`, one column each.
+fn regression(y: &[f64], w: Window, fits: &[Fit]) -> Vec<Vec<f64>> {
     let (mut i_sum, mut x_sum, mut x2_sum, mut y_sum, mut y2_sum, mut xy_sum) = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
-    let mut out = Vec::with_capacity(y.len());
+    let mut outs: Vec<Vec<f64>> = fits.iter().map(|_| column(y.len())).collect();
     match w {
         Window::Last(n) => {
             let n = n.max(1);
@@ -622,7 +746,9 @@ fn regression(y: &[f64], w: Window, fit: Fit) -> Vec<f64> {
                     xy_sum += wf * v;
                 }
                 let cnt = (n - na_count) as f64;
-                out.push(fit_value(fit, cnt, wf, v, x_sum, x2_sum, y_sum, y2_sum, xy_sum));
+                for (&fit, out) in fits.iter().zip(&mut outs) {
+                    out.push(fit_value(fit, cnt, wf, v, x_sum, x2_sum, y_sum, y2_sum, xy_sum));
+                }
             }
         }
         Window::Expanding => {
@@ -639,11 +765,13 @@ fn regression(y: &[f64], w: Window, fit: Fit) -> Vec<f64> {
                     xy_sum += size * v;
                 }
                 let cnt = (i + 1 - na_count) as f64;
-                out.push(fit_value(fit, cnt, size, v, x_sum, x2_sum, y_sum, y2_sum, xy_sum));
+                for (&fit, out) in fits.iter().zip(&mut outs) {
+                    out.push(fit_value(fit, cnt, size, v, x_sum, x2_sum, y_sum, y2_sum, xy_sum));
+                }
             }
         }
     }
-    out
+    outs
 }
 
 /// Qlib's closing formulas, operation for operation.
@@ -665,21 +793,45 @@ fn fit_value(fit: Fit, n: f64, x_last: f64, v: f64, x: f64, x2: f64, y: f64, y2:
 
 /// Slope of the least-squares line through the window against x = 1..N.
 pub fn slope(x: &[f64], w: Window) -> Vec<f64> {
-    regression(x, w, Fit::Slope)
+    regressions(x, &[(Fit::Slope, w)], vec![None]).swap_remove(0)
 }
 
 /// Residual of the current value from the window's least-squares line.
 pub fn resi(x: &[f64], w: Window) -> Vec<f64> {
-    regression(x, w, Fit::Resi)
+    regressions(x, &[(Fit::Resi, w)], vec![None]).swap_remove(0)
 }
 
 /// R² of the window's least-squares line; Qlib blanks windows whose std is within 2e-5 of zero.
 pub fn rsquare(x: &[f64], w: Window) -> Vec<f64> {
-    let mut r = regression(x, w, Fit::Rsquare);
-    if matches!(w, Window::Last(_)) {
-        blank_flat(&mut r, &std(x, w));
+    regressions(x, &[(Fit::Rsquare, w)], vec![None]).swap_remove(0)
+}
+
+/// Several of [`slope`], [`rsquare`] and [`resi`] of `y`, one column per `(fit, window)`: one pass
+/// per window serves all its fits, and the stds that blank `Rsquare` share one pass. `known_std`
+/// gives, per member, `std(y, window)` where the caller already has it.
+pub(crate) fn regressions(y: &[f64], members: &[(Fit, Window)], mut known_std: Vec<Option<Vec<f64>>>) -> Vec<Vec<f64>> {
+    let mut cols: Vec<Option<Vec<f64>>> = members.iter().map(|_| None).collect();
+    for (k, &(_, w)) in members.iter().enumerate() {
+        if cols[k].is_some() {
+            continue;
+        }
+        let same: Vec<usize> = (k..members.len()).filter(|&j| members[j].1 == w).collect();
+        let fits: Vec<Fit> = same.iter().map(|&j| members[j].0).collect();
+        for (j, col) in same.into_iter().zip(regression(y, w, &fits)) {
+            cols[j] = Some(col);
+        }
     }
-    r
+    let mut cols: Vec<Vec<f64>> = cols.into_iter().flatten().collect();
+    let flat = |j: &usize| members[*j].0 == Fit::Rsquare && matches!(members[*j].1, Window::Last(_));
+    let (known, missing): (Vec<usize>, Vec<usize>) =
+        (0..members.len()).filter(flat).partition(|&j| known_std.get(j).is_some_and(Option::is_some));
+    let windows: Vec<Window> = missing.iter().map(|&j| members[j].1).collect();
+    let known = known.into_iter().filter_map(|j| Some((j, known_std.get_mut(j)?.take()?)));
+    for (j, sd) in known.chain(missing.into_iter().zip(stds(y, &windows))) {
+        blank_flat(&mut cols[j], &sd);
+        recycle(sd);
+    }
+    cols
 }
 
 /// Sets NaN where `np.isclose(std, 0, atol=2e-5)` holds, as Qlib does for `Corr` and `Rsquare`.
@@ -694,13 +846,12 @@ fn blank_flat(out: &mut [f64], std: &[f64]) {
 /// pandas' pairwise preparation: each side becomes NaN wherever the other is missing (`x + 0 * y`),
 /// then ±inf becomes NaN. Afterwards both sides are NaN on exactly the same rows.
 fn pair_mask(x: &[f64], y: &[f64]) -> Vec<f64> {
-    x.iter()
-        .zip(y)
-        .map(|(&a, &b)| {
-            let v = a + 0.0 * b;
-            if v.is_infinite() { f64::NAN } else { v }
-        })
-        .collect()
+    let mut out = column(x.len());
+    out.extend(x.iter().zip(y).map(|(&a, &b)| {
+        let v = a + 0.0 * b;
+        if v.is_infinite() { f64::NAN } else { v }
+    }));
+    out
 }
 
 /// The product column of the masked series, with pandas' inf-to-NaN step of `mean(x * y)`.
@@ -709,26 +860,24 @@ fn masked_product(a: f64, b: f64) -> f64 {
     if v.is_infinite() { f64::NAN } else { v }
 }
 
-/// Rolling moments of the masked series in one pass: the covariance, pandas' (E[xy] - E[x]E[y]) *
-/// n / (n - 1), and with `with_var` both variances. Each statistic has its own accumulator, fed
-/// exactly as `mean`/`var` would feed it, so the results are theirs bit for bit.
-fn masked_moments(mx: &[f64], my: &[f64], w: Window, with_var: bool) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+/// Rolling moments of the masked series (and their product column `pxy`) in one pass: the
+/// covariance, pandas' (E[xy] - E[x]E[y]) * n / (n - 1), and with `with_var` both variances. Each
+/// statistic has its own accumulator, fed exactly as `mean`/`var` would feed it, so the results are
+/// theirs bit for bit.
+fn masked_moments(mx: &[f64], my: &[f64], pxy: &[f64], w: Window, with_var: bool) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
     let len = mx.len();
-    let xy = |i: usize| masked_product(mx[i], my[i]);
-    let first_xy = if len > 0 { xy(0) } else { f64::NAN };
-    let (mut m_xy, mut m_x, mut m_y) =
-        (KahanSum::new(&[first_xy], true), KahanSum::new(mx, true), KahanSum::new(my, true));
+    let (mut m_xy, mut m_x, mut m_y) = (KahanSum::new(pxy, true), KahanSum::new(mx, true), KahanSum::new(my, true));
     let (mut v_x, mut v_y) = (Welford::new(mx), Welford::new(my));
-    let (mut cov, mut vx, mut vy) = (Vec::with_capacity(len), Vec::new(), Vec::new());
+    let (mut cov, mut vx, mut vy) = (column(len), Vec::new(), Vec::new());
     if with_var {
-        vx.reserve(len);
-        vy.reserve(len);
+        vx = column(len);
+        vy = column(len);
     }
     let w = w.size();
     for i in 0..len {
         if i >= w {
             let j = i - w;
-            m_xy.remove(xy(j));
+            m_xy.remove(pxy[j]);
             m_x.remove(mx[j]);
             m_y.remove(my[j]);
             if with_var {
@@ -736,7 +885,7 @@ fn masked_moments(mx: &[f64], my: &[f64], w: Window, with_var: bool) -> (Vec<f64
                 v_y.remove(my[j]);
             }
         }
-        m_xy.add(xy(i));
+        m_xy.add(pxy[i]);
         m_x.add(mx[i]);
         m_y.add(my[i]);
         // Rows where both sides are present: those where the masked side is not NaN.
@@ -754,20 +903,53 @@ fn masked_moments(mx: &[f64], my: &[f64], w: Window, with_var: bool) -> (Vec<f64
 
 /// Rolling sample covariance of two series over their common non-NaN rows.
 pub fn cov(x: &[f64], y: &[f64], w: Window) -> Vec<f64> {
-    masked_moments(&pair_mask(x, y), &pair_mask(y, x), w, false).0
+    pair_stats(x, y, &[w], false).swap_remove(0)
 }
 
 /// Rolling Pearson correlation; Qlib blanks windows where either input's std is within 2e-5 of zero.
 pub fn corr(x: &[f64], y: &[f64], w: Window) -> Vec<f64> {
+    pair_stats(x, y, &[w], true).swap_remove(0)
+}
+
+/// [`corr`] (or with `corr: false`, [`cov`]) of one pair over several windows, sharing the masked
+/// series and their product.
+pub fn pair_stats(x: &[f64], y: &[f64], windows: &[Window], corr: bool) -> Vec<Vec<f64>> {
     let (mx, my) = (pair_mask(x, y), pair_mask(y, x));
-    let (cov, vx, vy) = masked_moments(&mx, &my, w, true);
-    let mut out: Vec<f64> = (0..cov.len()).map(|i| cov[i] / (vx[i] * vy[i]).sqrt()).collect();
+    let mut pxy = column(mx.len());
+    pxy.extend(mx.iter().zip(&my).map(|(&a, &b)| masked_product(a, b)));
     // Qlib tests the std of each unmasked input; when masking changed nothing it is the one at hand.
-    for (side, masked, v) in [(x, &mx, &vx), (y, &my, &vy)] {
-        let unchanged = side.iter().zip(masked.iter()).all(|(a, m)| a == m || (m.is_nan() && !a.is_finite()));
-        let sd: Vec<f64> = if unchanged { v.iter().map(|&v| zsqrt(v)).collect() } else { std(side, w) };
-        blank_flat(&mut out, &sd);
-    }
+    let unchanged =
+        |side: &[f64], masked: &[f64]| side.iter().zip(masked).all(|(a, m)| a == m || (m.is_nan() && !a.is_finite()));
+    let sides = [(x, unchanged(x, &mx)), (y, unchanged(y, &my))];
+    let out = windows
+        .iter()
+        .map(|&w| {
+            let (mut out, vx, vy) = masked_moments(&mx, &my, &pxy, w, corr);
+            if corr {
+                for ((o, a), b) in out.iter_mut().zip(&vx).zip(&vy) {
+                    *o /= (a * b).sqrt();
+                }
+                for ((side, same), v) in sides.iter().zip([&vx, &vy]) {
+                    if *same {
+                        out.iter_mut()
+                            .zip(v.iter())
+                            .filter(|(_, v)| zsqrt(**v).abs() <= 2e-5)
+                            .for_each(|(o, _)| *o = f64::NAN);
+                    } else {
+                        let sd = std(side, w);
+                        blank_flat(&mut out, &sd);
+                        recycle(sd);
+                    }
+                }
+            }
+            recycle(vx);
+            recycle(vy);
+            out
+        })
+        .collect();
+    recycle(mx);
+    recycle(my);
+    recycle(pxy);
     out
 }
 
@@ -775,10 +957,10 @@ pub fn corr(x: &[f64], y: &[f64], w: Window) -> Vec<f64> {
 pub fn shift(x: &[f64], n: i64) -> Vec<f64> {
     let len = x.len();
     if n == 0 {
-        return x.first().map_or_else(Vec::new, |&f| vec![f; len]);
+        return x.first().map_or_else(Vec::new, |&f| filled(len, f));
     }
     let k = usize::try_from(n.unsigned_abs()).unwrap_or(usize::MAX).min(len);
-    let mut out = vec![f64::NAN; len];
+    let mut out = filled(len, f64::NAN);
     if n > 0 {
         out[k..].copy_from_slice(&x[..len - k]);
     } else {
@@ -789,7 +971,9 @@ pub fn shift(x: &[f64], n: i64) -> Vec<f64> {
 
 /// `x - Ref(x, n)`, with Qlib's `n = 0` meaning the change since the first row.
 pub fn delta(x: &[f64], n: i64) -> Vec<f64> {
-    shift(x, n).iter().zip(x).map(|(p, v)| v - p).collect()
+    let mut out = shift(x, n);
+    out.iter_mut().zip(x).for_each(|(p, v)| *p = v - *p);
+    out
 }
 
 #[cfg(test)]
