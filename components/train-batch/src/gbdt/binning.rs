@@ -1,6 +1,13 @@
 //! Feature binning as LightGBM does it: bin boundaries from a row sample (distinct values grouped so
 //! bins hold similar counts, zero in a bin of its own, upper bounds half-way between neighbouring
 //! values), a separate NaN bin when the feature has NaN, and every row's bin stored as a `u8`.
+//!
+//! The boundaries are LightGBM's to the bit (`BinMapper::FindBin`, `FindBinWithZeroAsOneBin`,
+//! `GreedyFindBin` of v4): sorted values less than one ulp apart count as one distinct value (the
+//! larger), a bound is the next double above the mean of its two neighbours (bounds one ulp apart
+//! merge), and zero is LightGBM's `kZeroThreshold`, `1e-35f` widened to a double. Features computed
+//! as ratios (Alpha158's SUMD, SUMP, RSV…) hold runs of values a few ulps apart, where any other
+//! rule moves the greedy cuts and so the splits the trees can make.
 
 use rayon::prelude::*;
 
@@ -11,8 +18,9 @@ use super::rng::{Rng, Stream};
 /// Most bins a feature can have: a `u8` bin index.
 pub(crate) const MAX_BINS: usize = 256;
 
-/// LightGBM's `kZeroThreshold`: values within it of zero share the zero bin.
-const ZERO: f64 = 1e-35;
+/// LightGBM's `kZeroThreshold` (`1e-35f`, a float literal widened to double,
+/// 1.0000000180025095e-35): values within it of zero share the zero bin.
+const ZERO: f64 = 1e-35_f32 as f64;
 
 /// How one feature's raw values map to bins.
 #[derive(Debug, Clone)]
@@ -118,12 +126,33 @@ fn find_mapper(col: &[f64], sample: Option<&[u32]>, max_bin: usize, min_data_in_
         None => col.iter().copied().filter(|v| !v.is_nan()).collect(),
     };
     values.sort_unstable_by(f64::total_cmp);
+    let (distinct, counts) = distinct_values(&values);
+    let value_max_bin = if has_nan_bin { max_bin - 1 } else { max_bin };
+    let upper_bounds = if distinct.is_empty() {
+        vec![f64::INFINITY]
+    } else {
+        bounds_with_zero_bin(&distinct, &counts, value_max_bin, min_data_in_bin)
+    };
+    BinMapper { upper_bounds, has_nan_bin }
+}
+
+/// LightGBM's distinct values of sorted non-NaN values with their counts: values within
+/// `ZERO` of zero are one value 0.0 (between the negatives and the positives); a value at most one
+/// ulp above the previous one joins its group, which takes the larger value.
+fn distinct_values(sorted: &[f64]) -> (Vec<f64>, Vec<usize>) {
+    let zero_count = sorted.iter().filter(|v| v.abs() <= ZERO).count();
     let mut distinct: Vec<f64> = Vec::new();
     let mut counts: Vec<usize> = Vec::new();
-    for v in values {
-        // `==` merges -0.0 and 0.0, which total_cmp keeps apart.
-        match distinct.last() {
-            Some(&last) if last == v => {
+    let mut zero_placed = zero_count == 0;
+    for &v in sorted.iter().filter(|v| v.abs() > ZERO) {
+        if !zero_placed && v > 0.0 {
+            distinct.push(0.0);
+            counts.push(zero_count);
+            zero_placed = true;
+        }
+        match distinct.last_mut() {
+            Some(last) if *last != 0.0 && v <= last.next_up() => {
+                *last = v;
                 if let Some(c) = counts.last_mut() {
                     *c += 1;
                 }
@@ -134,13 +163,11 @@ fn find_mapper(col: &[f64], sample: Option<&[u32]>, max_bin: usize, min_data_in_
             }
         }
     }
-    let value_max_bin = if has_nan_bin { max_bin - 1 } else { max_bin };
-    let upper_bounds = if distinct.is_empty() {
-        vec![f64::INFINITY]
-    } else {
-        bounds_with_zero_bin(&distinct, &counts, value_max_bin, min_data_in_bin)
-    };
-    BinMapper { upper_bounds, has_nan_bin }
+    if !zero_placed {
+        distinct.push(0.0);
+        counts.push(zero_count);
+    }
+    (distinct, counts)
 }
 
 /// LightGBM's `FindBinWithZeroAsOneBin`: negatives and positives are binned apart, sharing the
@@ -189,8 +216,7 @@ fn greedy_bounds(values: &[f64], counts: &[usize], max_bin: usize, total: usize,
         let mut in_bin = 0;
         for i in 0..n - 1 {
             in_bin += counts[i];
-            if in_bin >= min_data_in_bin {
-                bounds.push(midpoint(values[i], values[i + 1]));
+            if in_bin >= min_data_in_bin && push_bound(&mut bounds, upper_bound(values[i], values[i + 1])) {
                 in_bin = 0;
             }
         }
@@ -222,7 +248,9 @@ fn greedy_bounds(values: &[f64], counts: &[usize], max_bin: usize, total: usize,
                 }
             }
         }
-        bounds.extend(cuts.iter().map(|&(a, b)| midpoint(a, b)));
+        for &(a, b) in &cuts {
+            push_bound(&mut bounds, upper_bound(a, b));
+        }
     }
     bounds.push(f64::INFINITY);
     bounds
@@ -233,11 +261,21 @@ fn per_bin(rows: usize, bins: usize) -> f64 {
     if bins == 0 { f64::INFINITY } else { rows as f64 / bins as f64 }
 }
 
-/// A bound `m` with `a <= m < b` near the middle (`a < b`), so `a` bins below and `b` above;
-/// computed without overflow, and falling back to `a` when `b` is +inf or adjacent to `a`.
-fn midpoint(a: f64, b: f64) -> f64 {
-    let m = a / 2.0 + b / 2.0;
-    if m >= a && m < b { m } else { a }
+/// LightGBM's bound between neighbouring distinct values `a < b`: the next double above their mean
+/// (`GetDoubleUpperBound((a + b) / 2.0)`), so `a` is always below it; `b` is too unless `a` and `b`
+/// are two ulps apart, where LightGBM bins `b` with `a` and so do we.
+fn upper_bound(a: f64, b: f64) -> f64 {
+    ((a + b) / 2.0).next_up()
+}
+
+/// Appends `bound` unless it is within one ulp of the last bound (LightGBM drops such a bound);
+/// whether it was appended.
+fn push_bound(bounds: &mut Vec<f64>, bound: f64) -> bool {
+    if bounds.last().is_some_and(|&last| bound <= last.next_up()) {
+        return false;
+    }
+    bounds.push(bound);
+    true
 }
 
 #[cfg(test)]
@@ -248,8 +286,8 @@ mod tests {
     fn few_distinct_values_get_one_bin_each() {
         let col: Vec<f64> = (0..30).map(|i| f64::from(i % 3) + 1.0).collect();
         let m = find_mapper(&col, None, 255, 3);
-        // zero bin, then 1 | 2 | 3 split at the midpoints.
-        assert_eq!(m.upper_bounds, vec![ZERO, 1.5, 2.5, f64::INFINITY]);
+        // zero bin, then 1 | 2 | 3 split just above the midpoints.
+        assert_eq!(m.upper_bounds, vec![ZERO, 1.5f64.next_up(), 2.5f64.next_up(), f64::INFINITY]);
         assert_eq!([m.bin(1.0), m.bin(2.0), m.bin(3.0), m.bin(100.0)], [1, 2, 3, 3]);
         assert_eq!(m.bin(f64::NAN), m.bin(0.0));
         assert_eq!(m.nan_bin(), None);
@@ -260,7 +298,7 @@ mod tests {
         let col = [1.0, 2.0, 3.0, 3.0, 3.0, 4.0, 4.0, 4.0];
         let m = find_mapper(&col, None, 255, 3);
         // 1 and 2 are too rare for bins of their own, so the first cut is after 3.
-        assert_eq!(m.upper_bounds, vec![ZERO, 3.5, f64::INFINITY]);
+        assert_eq!(m.upper_bounds, vec![ZERO, 3.5f64.next_up(), f64::INFINITY]);
     }
 
     #[test]
@@ -294,9 +332,77 @@ mod tests {
         let col = [f64::NEG_INFINITY, 1.0, 2.0, f64::INFINITY];
         let m = find_mapper(&col, None, 255, 1);
         let bins: Vec<u8> = col.iter().map(|&v| m.bin(v)).collect();
-        assert!(bins.windows(2).all(|w| w[0] < w[1]), "{bins:?} {:?}", m.upper_bounds);
-        assert_eq!(midpoint(2.0, f64::INFINITY), 2.0);
-        assert_eq!(midpoint(f64::MAX, f64::MAX.next_up()), f64::MAX);
+        // As in LightGBM, the bound between 2 and +inf is +inf, so they share a bin.
+        assert_eq!(bins, [0, 2, 3, 3], "{:?}", m.upper_bounds);
+        for (&v, &b) in col.iter().zip(&bins) {
+            assert!(v <= m.threshold(b));
+            assert!(b == 0 || v > m.threshold(b - 1));
+        }
+    }
+
+    #[test]
+    fn values_an_ulp_apart_are_one_value_and_bounds_sit_above_midpoints() {
+        let a = 0.2f64;
+        let col = [a, a, a.next_up(), a.next_up(), 0.7, 0.7];
+        let (distinct, counts) = distinct_values(&col);
+        assert_eq!((distinct, counts), (vec![a.next_up(), 0.7], vec![4, 2]));
+        let m = find_mapper(&col, None, 255, 1);
+        assert_eq!(m.upper_bounds, vec![ZERO, 0.45000000000000007, f64::INFINITY]);
+        // Two ulps apart: two values, but the bound above their mean is the larger one, which bins with the smaller.
+        let b = a.next_up().next_up();
+        let m = find_mapper(&[a, b, 0.7], None, 255, 1);
+        assert_eq!(m.bin(a), m.bin(b));
+        assert_eq!(m.threshold(m.bin(a)), b);
+        // Values within kZeroThreshold of zero are one 0.0 between the negatives and the positives; a chain of
+        // values each an ulp above the previous one is one value (LightGBM compares neighbours).
+        assert_eq!(distinct_values(&[-1.0, -0.0, 0.0, 1e-36, 2.0]), (vec![-1.0, 0.0, 2.0], vec![1, 3, 1]));
+        let (one, two, three) = (1.0f64, 1.0f64.next_up(), 1.0f64.next_up().next_up());
+        assert_eq!(distinct_values(&[one, two, three]), (vec![three], vec![3]));
+        assert_eq!(ZERO, 1.0000000180025095e-35);
+    }
+
+    /// One-split trees on one feature where the bounds decide the split, against LightGBM 4.7
+    /// (learning_rate 1, num_leaves 2, min_data_in_leaf 1, min_sum_hessian_in_leaf 0, min_data_in_bin 1,
+    /// 1 round): its threshold and its rows per leaf. Labels 0 on the first value's rows, 10 on the others.
+    #[test]
+    fn split_thresholds_are_lightgbm_s() {
+        use crate::gbdt::{Child, Dataset, Params, train};
+        let a = 0.2f64;
+        let cases: [(&str, Vec<f64>, f64, [u64; 2]); 3] = [
+            // 0.2 and the next double are one value: the only cut is between it and 0.7.
+            ("one ulp", [vec![a; 5], vec![a.next_up(); 5], vec![0.7; 5]].concat(), 0.45000000000000007, [10, 5]),
+            // Two ulps apart they are two values, but the bound between them is the larger.
+            (
+                "two ulps",
+                [vec![a; 5], vec![a.next_up().next_up(); 5], vec![0.7; 5]].concat(),
+                0.45000000000000007,
+                [10, 5],
+            ),
+            // The empty zero bin makes -kZeroThreshold and kZeroThreshold tie; the higher one wins.
+            ("zero", [vec![-1.0; 5], vec![1.0; 5]].concat(), 1.0000000180025095e-35, [5, 5]),
+        ];
+        for (name, x, threshold, counts) in cases {
+            let y: Vec<f64> = (0..x.len()).map(|i| if i < 5 { 0.0 } else { 10.0 }).collect();
+            let data = Dataset::from_columns(vec!["x".into()], vec![x], y).unwrap();
+            let params = Params {
+                learning_rate: 1.0,
+                num_leaves: 2,
+                min_data_in_leaf: 1,
+                min_sum_hessian_in_leaf: 0.0,
+                min_data_in_bin: 1,
+                num_boost_round: 1,
+                ..Params::default()
+            };
+            let model = train(&params, &data, None, |_| std::ops::ControlFlow::Continue(())).unwrap();
+            let tree = &model.trees()[0];
+            let root = &tree.nodes()[0];
+            assert_eq!(root.threshold, threshold, "{name}");
+            let leaf_count = |c: Child| match c {
+                Child::Leaf(i) => tree.leaves()[i as usize].cover.count,
+                Child::Split(_) => panic!("{name}: one split expected"),
+            };
+            assert_eq!([leaf_count(root.left), leaf_count(root.right)], counts, "{name}");
+        }
     }
 
     #[test]

@@ -265,12 +265,13 @@ mod tests {
     #[test]
     fn equal_gains_pick_lightgbms_threshold_and_nan_direction() {
         // Without NaN (LightGBM scans from the top bin down): the highest tied threshold.
-        assert_eq!(tied_split(false, false).0, 4.5);
+        // (A bound is the next double above the midpoint of its neighbours, as in LightGBM.)
+        assert_eq!(tied_split(false, false).0, 4.5f64.next_up());
         // NaN in the column but not in the leaf: NaN left wins the tie, highest threshold.
-        assert_eq!(tied_split(true, false), (4.5, true));
+        assert_eq!(tied_split(true, false), (4.5f64.next_up(), true));
         // NaN rows in the leaf that belong right: NaN right is strictly better; its scan runs
         // upwards, so the lowest tied threshold.
-        assert_eq!(tied_split(true, true), (2.5, false));
+        assert_eq!(tied_split(true, true), (2.5f64.next_up(), false));
     }
 
     #[test]
