@@ -117,6 +117,38 @@ impl Backend {
         }
     }
 
+    /// The values under `keys`, in their order: one query (SQLite) or one MGET (Redis), not one per key.
+    pub async fn get_many(&self, keys: &[String]) -> KvResult<Vec<Option<Vec<u8>>>> {
+        match self {
+            Backend::Sqlite { db, label } => {
+                let mut found = std::collections::HashMap::with_capacity(keys.len());
+                // Well under SQLite's bound-parameter limit per statement.
+                for chunk in keys.chunks(500) {
+                    let sql = format!(
+                        "SELECT key, value FROM spin_key_value WHERE store = ? AND key IN ({})",
+                        vec!["?"; chunk.len()].join(", ")
+                    );
+                    let mut params: Vec<SqlValue> = Vec::with_capacity(chunk.len() + 1);
+                    params.push(label.as_str().into());
+                    params.extend(chunk.iter().map(|k| SqlValue::from(k.as_str())));
+                    let rows = self.sql(db, &sql, params).await?;
+                    for i in 0..rows.rows.len() {
+                        if let (Some(k), Some(v)) = (rows.text(i, "key"), rows.blob(i, "value")) {
+                            found.insert(k.to_string(), v.to_vec());
+                        }
+                    }
+                }
+                Ok(keys.iter().map(|k| found.remove(k)).collect())
+            }
+            Backend::Redis(m) => {
+                if keys.is_empty() {
+                    return Ok(Vec::new());
+                }
+                redis::cmd("MGET").arg(keys).query_async(&mut m.clone()).await.map_err(|e| e.to_string())
+            }
+        }
+    }
+
     /// Stores `value` under `key`.
     pub async fn set(&self, key: &str, value: Vec<u8>) -> KvResult<()> {
         match self {
@@ -514,14 +546,10 @@ impl batch::Host for InstanceState {
         keys: Vec<String>,
     ) -> wasmtime::Result<std::result::Result<Vec<(String, Option<Vec<u8>>)>, wasi_kv::Error>> {
         let b = self.table.get(&bucket)?.backend.clone();
-        let mut out = Vec::with_capacity(keys.len());
-        for k in keys {
-            match b.get(&k).await {
-                Ok(v) => out.push((k, v)),
-                Err(e) => return Ok(Err(wasi_kv::Error::Other(e))),
-            }
-        }
-        Ok(Ok(out))
+        Ok(match b.get_many(&keys).await {
+            Ok(values) => Ok(keys.into_iter().zip(values).collect()),
+            Err(e) => Err(wasi_kv::Error::Other(e)),
+        })
     }
 
     async fn set_many(

@@ -90,6 +90,16 @@ impl KeyValue for SpinKv {
         self.store.get(key).map_err(|e| kv_error(&self.label, e))
     }
 
+    fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
+        use spin_sdk::wit::wasi::keyvalue::{batch, store};
+        let bucket = store::open(&self.label).map_err(|e| StorageError::Backend(format!("{e:?}")))?;
+        let found = batch::get_many(&bucket, keys).map_err(|e| StorageError::Backend(format!("{e:?}")))?;
+        // Hosts may answer in another order or leave absent keys out (Spin's SQLite store does).
+        let mut by_key: std::collections::HashMap<String, Vec<u8>> =
+            found.into_iter().filter_map(|(k, v)| Some((k, v?))).collect();
+        Ok(keys.iter().map(|k| by_key.remove(k)).collect())
+    }
+
     fn set(&self, key: &str, value: &[u8]) -> Result<(), StorageError> {
         self.store.set(key, value).map_err(|e| kv_error(&self.label, e))
     }

@@ -173,6 +173,20 @@ pub trait KeyValue {
         })
     }
 
+    /// The values under `keys`, in their order. Backends that can fetch many keys in one call override
+    /// this (the Spin store uses `wasi:keyvalue/batch`: one host call instead of one per key).
+    fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
+        keys.iter().map(|k| self.get(k)).collect()
+    }
+
+    /// [`KeyValue::get_many`] as a cache read: a failing store reads as all misses.
+    fn get_many_cached(&self, keys: &[String]) -> Vec<Option<Vec<u8>>> {
+        self.get_many(keys).unwrap_or_else(|e| {
+            eprintln!("cache read of {} keys failed, computing instead: {e}", keys.len());
+            vec![None; keys.len()]
+        })
+    }
+
     /// A cache write: a failing store is logged and otherwise ignored (see `get_cached`).
     fn set_cached(&self, key: &str, value: &[u8]) {
         if let Err(e) = self.set(key, value) {

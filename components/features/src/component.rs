@@ -145,11 +145,11 @@ fn get_features(req: &Request, symbol: &str) -> Result<Response, ApiError> {
     let db = database()?;
     let kv = SpinKv::open_default()?;
     let set = resolve(&kv, set_name)?;
-    let Some(computed) = store::features(&db, &kv, &set, &symbol, to, policy(false)).map_err(store_error)? else {
+    let Some(computed) = store::features(&db, &kv, &set, &symbol, from, to, policy(false)).map_err(store_error)? else {
         let what = if store::has_symbol(&db, &symbol)? { " up to the requested date" } else { "" };
         return Err(ApiError::not_found(format!("no bars for symbol {symbol}{what}")));
     };
-    let matrix = computed.matrix.slice(from, to);
+    let matrix = computed.matrix;
     let cache = if computed.cache_hit { "hit" } else { "miss" };
     if csv {
         let body = matrix.to_csv().map_err(|e| ApiError::internal(format!("cannot write CSV: {e}")))?;
@@ -236,7 +236,7 @@ fn on_cron(_timestamp: u64) -> Result<(), String> {
     for summary in store::list_symbols(&db).map_err(|e| e.to_string())? {
         for name in DEFAULT_SETS {
             let set = NamedSet::builtin(name).ok_or_else(|| format!("built-in set {name} is missing"))?;
-            store::features(&db, &kv, &set, &summary.symbol, None, policy)
+            store::features(&db, &kv, &set, &summary.symbol, None, None, policy)
                 .map_err(|e| format!("{} {name}: {e}", summary.symbol))?;
         }
     }

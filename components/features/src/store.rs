@@ -437,15 +437,15 @@ impl FeatureMatrix {
             out.extend_from_slice(n.as_bytes());
         }
         for c in &self.columns {
-            for v in c {
-                out.extend_from_slice(&v.to_le_bytes());
-            }
+            out.extend(c.iter().flat_map(|v| v.to_le_bytes()));
         }
         out
     }
 
-    /// Reads [`encode`](Self::encode)'s output: its expiry and the matrix; None when malformed.
-    fn decode(bytes: &[u8]) -> Option<(u64, FeatureMatrix)> {
+    /// Reads [`encode`](Self::encode)'s output: its expiry and the matrix's rows from `from` to `to`
+    /// (inclusive, open ends for None); None when malformed. Values are stored column by column, so only
+    /// the requested rows are decoded: a request for a month of a long history reads little.
+    fn decode(bytes: &[u8], from: Option<NaiveDate>, to: Option<NaiveDate>) -> Option<(u64, FeatureMatrix)> {
         let mut r = Reader { bytes };
         let (expires_at, rows, cols) = r.header()?;
         let dates = (0..rows)
@@ -461,12 +461,15 @@ impl FeatureMatrix {
         if r.bytes.len() != rows.checked_mul(cols)?.checked_mul(8)? {
             return None;
         }
+        let start = from.map_or(0, |f| dates.partition_point(|d| *d < f));
+        let end = to.map_or(rows, |t| dates.partition_point(|d| *d <= t)).max(start);
         let columns = (0..cols)
-            .map(|_| {
-                (0..rows).map(|_| Some(f64::from_le_bytes(r.take(8)?.try_into().ok()?))).collect::<Option<Vec<_>>>()
+            .map(|c| {
+                let column = &r.bytes[(c * rows + start) * 8..(c * rows + end) * 8];
+                column.chunks_exact(8).map(|v| f64::from_le_bytes(v.try_into().expect("8 bytes"))).collect()
             })
-            .collect::<Option<Vec<_>>>()?;
-        Some((expires_at, FeatureMatrix { dates, names, columns }))
+            .collect();
+        Some((expires_at, FeatureMatrix { dates: dates[start..end].to_vec(), names, columns }))
     }
 
     /// Reads an [`encode`](Self::encode)d single-date matrix as its expiry, date and row of values,
@@ -577,13 +580,15 @@ pub struct Computed {
     pub cache_hit: bool,
 }
 
-/// `set` over all of `symbol`'s bars up to `to` (the full history, which rolling windows need), from the
-/// cache when a fresh entry exists, else computed and cached. None when the symbol has no bar up to `to`.
+/// `set` on `symbol`'s bars from `from` to `to` (inclusive; None: open), from the cache when a fresh
+/// entry of the full history up to `to` exists, else computed over that history (which rolling windows
+/// need) and cached. None when the symbol has no bar up to `to`.
 pub fn features(
     db: &impl Database,
     kv: &impl KeyValue,
     set: &NamedSet,
     symbol: &str,
+    from: Option<NaiveDate>,
     to: Option<NaiveDate>,
     policy: CachePolicy,
 ) -> Result<Option<Computed>, StoreError> {
@@ -595,16 +600,17 @@ pub fn features(
     let key = cache_key(symbol, set, last_bar);
     if !policy.refresh
         && let Some(bytes) = kv.get_cached(&key)
-        && let Some((expires_at, matrix)) = FeatureMatrix::decode(&bytes)
+        && let Some((expires_at, rows, _)) = (Reader { bytes: &bytes }).header()
         && expires_at > policy.now
-        && matrix.dates.len() == count
+        && rows == count
+        && let Some((_, matrix)) = FeatureMatrix::decode(&bytes, from, to)
     {
         return Ok(Some(Computed { matrix, last_bar, cache_hit: true }));
     }
     let bars = load_series(db, symbol, to)?;
     let matrix = set.compute(&bars)?;
     kv.set_cached(&key, &matrix.encode(policy.now.saturating_add(policy.ttl_secs)));
-    Ok(Some(Computed { matrix, last_bar, cache_hit: false }))
+    Ok(Some(Computed { matrix: matrix.slice(from, to), last_bar, cache_hit: false }))
 }
 
 /// The key-value key of one date's row of a set (by name and version hash) for `symbol`.
@@ -612,23 +618,28 @@ fn row_key(symbol: &str, set_name: &str, set_version: &str, date: NaiveDate) -> 
     format!("{CACHE_PREFIX}{symbol}/{set_name}/{set_version}/row-{date}")
 }
 
-/// The cached row of set `set_name` at version `set_version` on `date` for `symbol`, if one is cached
-/// and fresh. Needs no parsed set: serving knows the version a model was trained on, and parsing a set
-/// of expressions costs more than reading the row.
-pub fn cached_row(
+/// The cached rows of set `set_name` at version `set_version` on `date` for each of `symbols` (None where
+/// none is cached or it is stale), read in one batch. Needs no parsed set: serving knows the version a
+/// model was trained on, and parsing a set of expressions costs more than reading the rows.
+pub fn cached_rows(
     kv: &impl KeyValue,
     set_name: &str,
     set_version: &str,
-    symbol: &str,
+    symbols: &[&str],
     date: NaiveDate,
     policy: CachePolicy,
-) -> Option<Vec<f64>> {
+) -> Vec<Option<Vec<f64>>> {
     if policy.refresh {
-        return None;
+        return vec![None; symbols.len()];
     }
-    let bytes = kv.get_cached(&row_key(symbol, set_name, set_version, date))?;
-    let (expires_at, cached_date, row) = FeatureMatrix::decode_row(&bytes)?;
-    (expires_at > policy.now && cached_date == date).then_some(row)
+    let keys: Vec<String> = symbols.iter().map(|s| row_key(s, set_name, set_version, date)).collect();
+    kv.get_many_cached(&keys)
+        .into_iter()
+        .map(|bytes| {
+            let (expires_at, cached_date, row) = FeatureMatrix::decode_row(&bytes?)?;
+            (expires_at > policy.now && cached_date == date).then_some(row)
+        })
+        .collect()
 }
 
 /// `set` on one date of `symbol` (the row the predict component scores), cached on its own so a request
@@ -643,16 +654,16 @@ pub fn features_on(
     policy: CachePolicy,
 ) -> Result<Option<Vec<f64>>, StoreError> {
     let version = set.version();
-    if let Some(row) = cached_row(kv, set.name(), &version, symbol, date, policy) {
+    if let Some(row) = cached_rows(kv, set.name(), &version, &[symbol], date, policy).swap_remove(0) {
         return Ok(Some(row));
     }
-    let Some(computed) = features(db, kv, set, symbol, Some(date), policy)? else {
+    let Some(computed) = features(db, kv, set, symbol, Some(date), Some(date), policy)? else {
         return Ok(None);
     };
     if computed.last_bar != date {
         return Ok(None);
     }
-    let one = computed.matrix.slice(Some(date), Some(date));
+    let one = computed.matrix;
     kv.set_cached(
         &row_key(symbol, set.name(), &version, date),
         &one.encode(policy.now.saturating_add(policy.ttl_secs)),
@@ -679,6 +690,7 @@ mod tests {
     fn same(a: &FeatureMatrix, b: &FeatureMatrix) -> bool {
         a.dates == b.dates
             && a.names == b.names
+            && a.columns.iter().map(Vec::len).eq(b.columns.iter().map(Vec::len))
             && a.columns.iter().flatten().zip(b.columns.iter().flatten()).all(|(x, y)| x.to_bits() == y.to_bits())
     }
 
@@ -686,7 +698,7 @@ mod tests {
     fn cache_encoding_round_trips_and_rejects_garbage() {
         let m = matrix();
         let bytes = m.encode(1234);
-        let (at, back) = FeatureMatrix::decode(&bytes).unwrap();
+        let (at, back) = FeatureMatrix::decode(&bytes, None, None).unwrap();
         assert_eq!(at, 1234);
         assert!(same(&m, &back));
         assert_eq!(cached_expiry(&bytes), Some(1234));
@@ -696,12 +708,16 @@ mod tests {
         assert_eq!((at, date), (99, d(2024, 1, 3)));
         assert!(row[0].is_nan() && row[1] == 2.0);
         assert!(FeatureMatrix::decode_row(&one[..one.len() - 1]).is_none());
-        assert!(FeatureMatrix::decode(&bytes[..bytes.len() - 1]).is_none());
-        assert!(FeatureMatrix::decode(b"SOF1\0\0").is_none());
+        assert!(FeatureMatrix::decode(&bytes[..bytes.len() - 1], None, None).is_none());
+        assert!(FeatureMatrix::decode(b"SOF1\0\0", None, None).is_none());
         let mut huge = bytes.clone();
         huge[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert!(FeatureMatrix::decode(&huge).is_none());
+        assert!(FeatureMatrix::decode(&huge, None, None).is_none());
         assert!(cached_expiry(b"junk").is_none());
+        for (from, to) in [(Some(d(2024, 1, 3)), None), (None, Some(d(2024, 1, 3))), (Some(d(2025, 1, 1)), None)] {
+            let (_, part) = FeatureMatrix::decode(&bytes, from, to).unwrap();
+            assert!(same(&part, &m.slice(from, to)), "{from:?}..{to:?}");
+        }
     }
 
     #[test]

@@ -420,17 +420,35 @@ pub fn predict(
             return Err(ApiError::bad_request("too_many_rows", format!("at most {MAX_ROWS} symbols per request")));
         }
         let policy = CachePolicy { now: now_unix, ttl_secs: FEATURE_TTL_SECS, refresh: false };
-        let mut problems = Vec::new();
-        let mut sets = Sets::default();
+        // Which version answers each symbol, then every cached row in one batch read per feature set version.
+        let mut wanted: Vec<(String, String)> = Vec::with_capacity(symbols.len());
         for symbol in symbols {
             let variant = choose(req.client.as_deref().unwrap_or(&symbol))?;
+            versions.get(db, kv, &model, &variant, &mut timing)?;
+            wanted.push((symbol, variant));
+        }
+        let t = Instant::now();
+        let mut rows: Vec<Option<Vec<f64>>> = vec![None; wanted.len()];
+        for (variant, loaded) in &versions.loaded {
+            let idx: Vec<usize> = (0..wanted.len()).filter(|&i| wanted[i].1 == *variant).collect();
+            let (Some(set_name), false) = (&loaded.feature_set, idx.is_empty()) else { continue };
+            let set_version = loaded.feature_set_version.as_deref().unwrap_or_default();
+            let names: Vec<&str> = idx.iter().map(|&i| wanted[i].0.as_str()).collect();
+            for (&i, row) in idx.iter().zip(store::cached_rows(kv, set_name, set_version, &names, d, policy)) {
+                rows[i] = row;
+            }
+        }
+        timing.features += t.elapsed().as_micros() as u64;
+        let mut problems = Vec::new();
+        let mut sets = Sets::default();
+        for ((symbol, variant), cached) in wanted.into_iter().zip(rows) {
             let loaded = versions.get(db, kv, &model, &variant, &mut timing)?;
             let set_name = loaded.feature_set.clone().ok_or_else(|| {
                 ApiError::new(422, "no_feature_set", format!("model {model} has no feature set: send raw rows"))
             })?;
             let set_version = loaded.feature_set_version.clone().unwrap_or_default();
             let t = Instant::now();
-            let row = match store::cached_row(kv, &set_name, &set_version, &symbol, d, policy) {
+            let row = match cached {
                 Some(row) => Some(row),
                 None => {
                     let set = sets.get(kv, &set_name, &set_version)?;
@@ -778,31 +796,42 @@ fn log_predictions(
     if pending.is_empty() {
         return Ok(());
     }
-    let at = now_rfc3339();
-    // SQLite's default limit is 32766 parameters: 9 per row, in batches.
+    // The values every row shares are bound once (?1..?4); each row adds six of its own.
+    let shared: [SqlValue; 4] =
+        [now_rfc3339().into(), model.into(), experiment.map(str::to_string).into(), latency_us.into()];
+    // SQLite's default limit is 32766 parameters: 6 per row, in batches.
+    let mut bytes = Vec::new();
     for (chunk_pending, chunk_scores) in pending.chunks(1000).zip(scores.chunks(1000)) {
         let mut sql = String::from(
             "INSERT INTO predictions (at, model, version, variant, experiment, symbol, date, features_sha256, score, \
              latency_us) VALUES ",
         );
-        let mut params: Vec<SqlValue> = Vec::with_capacity(chunk_pending.len() * 10);
+        let mut params: Vec<SqlValue> = Vec::with_capacity(shared.len() + chunk_pending.len() * 6);
+        params.extend(shared.iter().cloned());
         for (i, (p, s)) in chunk_pending.iter().zip(chunk_scores).enumerate() {
-            sql.push_str(if i == 0 { "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" } else { ", (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" });
-            let mut hash = Sha256::new();
-            for v in &p.values {
-                hash.update((*v as f32).to_le_bytes());
+            let n = params.len();
+            if i > 0 {
+                sql.push_str(", ");
             }
+            sql.push_str(&format!(
+                "(?1, ?2, ?{}, ?{}, ?3, ?{}, ?{}, ?{}, ?{}, ?4)",
+                n + 1,
+                n + 2,
+                n + 3,
+                n + 4,
+                n + 5,
+                n + 6
+            ));
+            // The features as scored (f32), hashed in one call: per-value updates cost more than the hashing.
+            bytes.clear();
+            bytes.extend(p.values.iter().flat_map(|v| (*v as f32).to_le_bytes()));
             params.extend([
-                at.clone().into(),
-                model.into(),
                 p.version.into(),
                 p.variant.clone().into(),
-                experiment.map(str::to_string).into(),
                 p.symbol.clone().into(),
                 p.date.map(|d| d.to_string()).into(),
-                hex::encode(hash.finalize()).into(),
+                hex::encode(Sha256::digest(&bytes)).into(),
                 (*s).into(),
-                latency_us.into(),
             ]);
         }
         db.execute(&sql, &params)?;
