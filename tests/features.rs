@@ -8,6 +8,8 @@ use support::json_of as json;
 
 use features::store::{self, NamedSet};
 use features::{ingest, qlib_bin::QlibDir};
+use parquet::file::reader::{FileReader, SerializedFileReader};
+use parquet::record::Field;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -345,6 +347,32 @@ fn cli_ingests_qlib_and_csv_and_exports_features() {
         }
     }
     assert!(compared > 3000);
+
+    // The same export as Parquet: every cell equal to the CSV's (NaN is null there, empty here).
+    let pq_out = dir.path().join("alpha158.parquet");
+    let out = stockops(&["features", "--set", "alpha158", "--out", pq_out.to_str().unwrap()], &rc);
+    assert!(out.starts_with(&format!("wrote {total} rows of 158 features")), "{out}");
+    let parquet = SerializedFileReader::new(std::fs::File::open(&pq_out).unwrap()).unwrap();
+    let schema = parquet.metadata().file_metadata().schema_descr();
+    let names: Vec<String> = (0..schema.num_columns()).map(|i| schema.column(i).name().to_string()).collect();
+    assert_eq!(names, reader.headers().unwrap().iter().collect::<Vec<_>>());
+    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
+    let mut n = 0;
+    for (row, record) in parquet.get_row_iter(None).unwrap().zip(&records) {
+        let row = row.unwrap();
+        for (i, (_, field)) in row.get_column_iter().enumerate() {
+            let cell = &record[i];
+            match field {
+                Field::Str(s) => assert_eq!(s, cell),
+                Field::Date(days) => assert_eq!(epoch + chrono::Days::new(*days as u64), cell.parse().unwrap()),
+                Field::Double(v) => assert_eq!(v.to_bits(), cell.parse::<f64>().unwrap().to_bits(), "row {n} col {i}"),
+                Field::Null => assert!(cell.is_empty(), "row {n} col {i}"),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        n += 1;
+    }
+    assert_eq!(n, total);
 
     // CSV ingest into the same database: a file, then idempotent again.
     let out = stockops(&["ingest", "--csv", fixture("us4_ohlcv.csv").to_str().unwrap()], &rc);

@@ -12,6 +12,7 @@ mod manifest;
 mod metrics;
 mod native_store;
 mod outbound_http;
+mod parquet_out;
 mod router;
 mod runtime_config;
 mod server;
