@@ -45,6 +45,13 @@ fn the_main_job_runs_on_a_libsql_server_and_redis() {
     assert_eq!(status, 200, "{one}");
     assert_eq!(one["predictions"][0]["version"], json!(v1));
     assert_eq!(one["predictions"][0]["explanation"]["top"].as_array().unwrap().len(), 5);
+    // The universe twice: rows computed and cached, then read back in one batch (MGET); same answers.
+    let (status, first) = send(&host, reqwest::Method::POST, "/api/predict", &json!({}));
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["predictions"].as_array().unwrap().len(), 4, "{first}");
+    let (status, second) = send(&host, reqwest::Method::POST, "/api/predict", &json!({}));
+    assert_eq!(status, 200, "{second}");
+    assert_eq!(first["predictions"], second["predictions"]);
 
     // Health sees both backends.
     let (status, health) = json_of(host.get("/health"));
