@@ -6,7 +6,7 @@
 use crate::bindings::fermyon::spin::key_value as spin_kv;
 use crate::bindings::wasi::keyvalue::{atomics, batch, store as wasi_kv};
 use crate::runtime_config::KeyValueConfig;
-use crate::sqlite::SqliteDatabase;
+use crate::sqlite::{Conn, SqliteDatabase};
 use crate::state::InstanceState;
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
@@ -297,7 +297,7 @@ impl Backend {
 
 async fn sqlite_increment(
     db: &SqliteDatabase,
-    conn: &libsql::Connection,
+    conn: &Conn,
     label: &str,
     key: &str,
     delta: i64,

@@ -3,7 +3,7 @@
 //! are synchronous, so these block on the runtime: call them from `spawn_blocking`, never from a task.
 
 use crate::key_value::Backend;
-use crate::sqlite::SqliteDatabase;
+use crate::sqlite::{Conn, SqliteDatabase};
 use std::sync::Arc;
 use stockops_core::{Database, KeyValue, Rows, SqlValue, StorageError};
 use tokio::runtime::Handle;
@@ -11,7 +11,7 @@ use tokio::runtime::Handle;
 /// A connection to one database, usable from a blocking thread.
 pub struct NativeDb {
     db: Arc<SqliteDatabase>,
-    conn: Option<libsql::Connection>,
+    conn: Option<Conn>,
     handle: Handle,
 }
 

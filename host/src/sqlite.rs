@@ -6,7 +6,8 @@ use crate::bindings::spin::sqlite::sqlite::{self as wit, Error, QueryResult, Row
 use crate::runtime_config::SqliteConfig;
 use crate::state::InstanceState;
 use anyhow::{Context, Result};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Deref;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use stockops_core::{Rows, SqlValue};
@@ -16,12 +17,33 @@ use wasmtime::component::Resource;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Idle connections kept per database.
 const POOL_SIZE: usize = 64;
+/// Prepared statements kept per connection (the cache starts over when full).
+const MAX_STATEMENTS: usize = 128;
+/// Statements longer than this are generated per call (IN lists, multi-row inserts): not kept.
+const MAX_CACHED_SQL: usize = 2048;
+/// Parameter bytes above which a statement is not kept: it would hold a copy of them while idle.
+const MAX_CACHED_PARAM_BYTES: usize = 64 * 1024;
 
 /// One configured database and its idle connections.
 pub struct SqliteDatabase {
     db: libsql::Database,
-    idle: Mutex<Vec<libsql::Connection>>,
+    idle: Mutex<Vec<Conn>>,
     local: bool,
+}
+
+/// A connection with its prepared statements. Components send the same few short statements on every
+/// request, and parsing and planning one costs more than running it (a tenth of a one-symbol prediction's
+/// CPU), so an embedded database's connections keep them, keyed by their text.
+pub struct Conn {
+    conn: libsql::Connection,
+    statements: Mutex<HashMap<String, libsql::Statement>>,
+}
+
+impl Deref for Conn {
+    type Target = libsql::Connection;
+    fn deref(&self) -> &libsql::Connection {
+        &self.conn
+    }
 }
 
 /// All databases by label.
@@ -61,7 +83,7 @@ impl SqliteDatabase {
     }
 
     /// A connection from the pool, or a new one.
-    pub async fn connect(&self) -> Result<libsql::Connection> {
+    pub async fn connect(&self) -> Result<Conn> {
         if let Some(c) = self.idle.lock().ok().and_then(|mut idle| idle.pop()) {
             return Ok(c);
         }
@@ -70,12 +92,12 @@ impl SqliteDatabase {
             conn.busy_timeout(BUSY_TIMEOUT).context("cannot set busy timeout")?;
             conn.execute("PRAGMA synchronous = NORMAL", ()).await.context("cannot set synchronous mode")?;
         }
-        Ok(conn)
+        Ok(Conn { conn, statements: Mutex::new(HashMap::new()) })
     }
 
     /// Returns a connection to the pool, unless a transaction was left open on it. Remote connections are
     /// not kept: a libSQL server expires an idle stream after seconds, and a new one costs no round trip.
-    pub fn release(&self, conn: libsql::Connection) {
+    pub fn release(&self, conn: Conn) {
         if self.local
             && conn.is_autocommit()
             && let Ok(mut idle) = self.idle.lock()
@@ -85,27 +107,56 @@ impl SqliteDatabase {
         }
     }
 
-    /// Runs one statement and collects its rows.
-    pub async fn execute(
-        &self,
-        conn: &libsql::Connection,
-        sql: &str,
-        params: Vec<SqlValue>,
-    ) -> Result<Rows, libsql::Error> {
+    /// Runs one statement and collects its rows, through the connection's prepared statements when
+    /// the database is embedded.
+    pub async fn execute(&self, conn: &Conn, sql: &str, params: Vec<SqlValue>) -> Result<Rows, libsql::Error> {
+        let param_bytes: usize = params
+            .iter()
+            .map(|p| match p {
+                SqlValue::Text(t) => t.len(),
+                SqlValue::Blob(b) => b.len(),
+                _ => 8,
+            })
+            .sum();
+        let keep = self.local && sql.len() <= MAX_CACHED_SQL && param_bytes <= MAX_CACHED_PARAM_BYTES;
+        let cached = if keep { conn.statements.lock().ok().and_then(|mut s| s.remove(sql)) } else { None };
+        let stmt = match cached {
+            Some(stmt) => stmt,
+            None => conn.prepare(sql).await?,
+        };
         let params: Vec<libsql::Value> = params.into_iter().map(to_libsql).collect();
-        let mut rows = conn.query(sql, params).await?;
-        let n = rows.column_count();
-        let columns = (0..n).map(|i| rows.column_name(i).unwrap_or_default().to_string()).collect();
-        let mut out = Vec::new();
-        while let Some(row) = rows.next().await? {
-            let mut values = Vec::with_capacity(n as usize);
-            for i in 0..n {
-                values.push(from_libsql(row.get_value(i)?));
+        let result = match stmt.query(params).await {
+            Ok(rows) => collect(rows).await,
+            Err(e) => Err(e),
+        };
+        // Reset even after an error: a statement left mid-way would keep its read snapshot open.
+        stmt.reset();
+        if keep
+            && result.is_ok()
+            && let Ok(mut statements) = conn.statements.lock()
+        {
+            if statements.len() >= MAX_STATEMENTS {
+                statements.clear();
             }
-            out.push(values);
+            statements.insert(sql.to_string(), stmt);
         }
-        Ok(Rows { columns, rows: out })
+        result
     }
+}
+
+/// Reads every row of a result.
+async fn collect(mut rows: libsql::Rows) -> Result<Rows, libsql::Error> {
+    let n = rows.column_count();
+    let columns = (0..n).map(|i| rows.column_name(i).unwrap_or_default().to_string()).collect();
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().await? {
+        let mut values = Vec::with_capacity(n as usize);
+        for i in 0..n {
+            values.push(from_libsql(row.get_value(i)?));
+        }
+        out.push(values);
+    }
+    Ok(Rows { columns, rows: out })
 }
 
 fn to_libsql(v: SqlValue) -> libsql::Value {
@@ -140,11 +191,11 @@ pub async fn open_all(cfg: &BTreeMap<String, SqliteConfig>) -> Result<Databases>
 /// A component's open connection (the WIT `connection` resource).
 pub struct Connection {
     db: Arc<SqliteDatabase>,
-    conn: Option<libsql::Connection>,
+    conn: Option<Conn>,
 }
 
 impl Connection {
-    fn conn(&self) -> Result<&libsql::Connection, Error> {
+    fn conn(&self) -> Result<&Conn, Error> {
         self.conn.as_ref().ok_or(Error::InvalidConnection)
     }
 }
