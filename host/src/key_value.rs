@@ -295,13 +295,7 @@ impl Backend {
     }
 }
 
-async fn sqlite_increment(
-    db: &SqliteDatabase,
-    conn: &Conn,
-    label: &str,
-    key: &str,
-    delta: i64,
-) -> KvResult<i64> {
+async fn sqlite_increment(db: &SqliteDatabase, conn: &Conn, label: &str, key: &str, delta: i64) -> KvResult<i64> {
     let r = |e: libsql::Error| e.to_string();
     conn.execute("BEGIN IMMEDIATE", ()).await.map_err(r)?;
     let rows = db

@@ -295,7 +295,13 @@ pub fn std(x: &[f64], w: Window) -> Vec<f64> {
 /// [`mean`] (or with `mean: false`, [`sum`]) of `x` over several windows in one pass.
 pub fn means(x: &[f64], windows: &[Window], mean: bool) -> Vec<Vec<f64>> {
     let x = prep(x);
-    flag_means(&x, windows, mean).unwrap_or_else(|| slide_many(&x, windows, || KahanSum::new(&x, mean)))
+    flag_means(&x, windows, mean).unwrap_or_else(|| {
+        #[cfg(target_arch = "x86_64")]
+        if windows.len() > 1 && lanes::available() {
+            return lanes::means(&x, windows, mean);
+        }
+        slide_many(&x, windows, || KahanSum::new(&x, mean))
+    })
 }
 
 /// [`means`] of a column of 0s and 1s (a comparison such as `$close>Ref($close,1)`), or `None` if
@@ -326,13 +332,20 @@ fn flag_means(x: &[f64], windows: &[Window], mean: bool) -> Option<Vec<Vec<f64>>
 /// [`var`] of `x` over several windows in one pass.
 pub fn vars(x: &[f64], windows: &[Window]) -> Vec<Vec<f64>> {
     let x = prep(x);
+    #[cfg(target_arch = "x86_64")]
+    if windows.len() > 1 && lanes::available() {
+        return lanes::vars(&x, windows);
+    }
     slide_many(&x, windows, || Welford::new(&x))
 }
 
 /// [`std`] of `x` over several windows in one pass.
 pub fn stds(x: &[f64], windows: &[Window]) -> Vec<Vec<f64>> {
     let mut cols = vars(x, windows);
-    cols.iter_mut().flatten().for_each(|v| *v = zsqrt(*v));
+    // Column by column (not `flatten`), so the loop vectorises.
+    for col in &mut cols {
+        col.iter_mut().for_each(|v| *v = zsqrt(*v));
+    }
     cols
 }
 
@@ -921,20 +934,29 @@ pub fn pair_stats(x: &[f64], y: &[f64], windows: &[Window], corr: bool) -> Vec<V
     let unchanged =
         |side: &[f64], masked: &[f64]| side.iter().zip(masked).all(|(a, m)| a == m || (m.is_nan() && !a.is_finite()));
     let sides = [(x, unchanged(x, &mx)), (y, unchanged(y, &my))];
+    #[cfg(target_arch = "x86_64")]
+    let moments: Vec<(Vec<f64>, Vec<f64>, Vec<f64>)> = if windows.len() > 1 && lanes::available() {
+        lanes::moments(&mx, &my, &pxy, windows, corr)
+    } else {
+        windows.iter().map(|&w| masked_moments(&mx, &my, &pxy, w, corr)).collect()
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let moments: Vec<(Vec<f64>, Vec<f64>, Vec<f64>)> =
+        windows.iter().map(|&w| masked_moments(&mx, &my, &pxy, w, corr)).collect();
     let out = windows
         .iter()
-        .map(|&w| {
-            let (mut out, vx, vy) = masked_moments(&mx, &my, &pxy, w, corr);
+        .zip(moments)
+        .map(|(&w, (mut out, vx, vy))| {
             if corr {
                 for ((o, a), b) in out.iter_mut().zip(&vx).zip(&vy) {
                     *o /= (a * b).sqrt();
                 }
                 for ((side, same), v) in sides.iter().zip([&vx, &vy]) {
                     if *same {
-                        out.iter_mut()
-                            .zip(v.iter())
-                            .filter(|(_, v)| zsqrt(**v).abs() <= 2e-5)
-                            .for_each(|(o, _)| *o = f64::NAN);
+                        // A select, not a filter, so the loop (and its square roots) vectorises.
+                        for (o, v) in out.iter_mut().zip(v.iter()) {
+                            *o = if zsqrt(*v).abs() <= 2e-5 { f64::NAN } else { *o };
+                        }
                     } else {
                         let sd = std(side, w);
                         blank_flat(&mut out, &sd);
@@ -974,6 +996,436 @@ pub fn delta(x: &[f64], n: i64) -> Vec<f64> {
     let mut out = shift(x, n);
     out.iter_mut().zip(x).for_each(|(p, v)| *p = v - *p);
     out
+}
+
+/// [`KahanSum`] and [`Welford`] over several windows in one pass, the windows side by side as the
+/// lanes of AVX vectors (8 lanes: two vectors per field). Each lane does exactly the operations of
+/// the scalar accumulator for its window, in the same order — data-dependent branches become
+/// selects, and nothing is fused (no FMA) — so each column is the same bits as the scalar code's.
+/// The row taken in is the same for every lane (its NaN test stays a branch); the row leaving
+/// differs per lane and is NaN (taken out by nobody) where none leaves.
+#[cfg(target_arch = "x86_64")]
+mod lanes {
+    use std::arch::x86_64::*;
+
+    use std::cell::RefCell;
+
+    use super::{Window, column};
+
+    thread_local! {
+        /// This module's own buffers (padded inputs, lanes of results), larger than columns:
+        /// kept apart from the column pool so that neither keeps growing the other's buffers.
+        static SCRATCH: RefCell<Vec<Vec<f64>>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// An empty buffer with room for `len` values.
+    fn scratch(len: usize) -> Vec<f64> {
+        let mut v = SCRATCH.with(|s| s.borrow_mut().pop()).unwrap_or_default();
+        v.clear();
+        v.reserve(len);
+        v
+    }
+
+    /// Gives a [`scratch`] buffer back.
+    fn unscratch(v: Vec<f64>) {
+        SCRATCH.with(|s| {
+            let mut s = s.borrow_mut();
+            if v.capacity() > 0 && s.len() < 16 {
+                s.push(v);
+            }
+        });
+    }
+
+    type V = [__m256d; 2];
+    /// Lanes per pass.
+    const LANES: usize = 8;
+
+    /// Whether the CPU runs this module's code.
+    pub(super) fn available() -> bool {
+        std::arch::is_x86_feature_detected!("avx")
+    }
+
+    #[target_feature(enable = "avx")]
+    #[inline]
+    fn splat(v: f64) -> V {
+        [_mm256_set1_pd(v); 2]
+    }
+
+    /// `f` of each half.
+    macro_rules! each {
+        (|$h:ident| $e:expr) => {
+            [
+                {
+                    let $h = 0;
+                    $e
+                },
+                {
+                    let $h = 1;
+                    $e
+                },
+            ]
+        };
+    }
+
+    /// `if m { a } else { b }` per lane; `m`'s sign bit decides.
+    #[target_feature(enable = "avx")]
+    #[inline]
+    fn sel(m: __m256d, a: __m256d, b: __m256d) -> __m256d {
+        _mm256_blendv_pd(b, a, m)
+    }
+
+    /// `x` behind as many NaNs as the widest window (at most `x.len()`) is long, and per lane the
+    /// offset `o` with `padded[i + o]` the row leaving that lane's window at row `i` (NaN where none
+    /// does). Lanes past the windows repeat the last one.
+    fn padded(x: &[f64], windows: &[Window]) -> (Vec<f64>, [usize; LANES]) {
+        let len = x.len();
+        let size = |k: usize| windows.get(k.min(windows.len().saturating_sub(1))).map_or(1, |w| w.size().min(len));
+        let widest = (0..windows.len()).map(size).max().unwrap_or(0);
+        let mut padded = scratch(len + widest);
+        padded.resize(widest, f64::NAN);
+        padded.extend_from_slice(x);
+        let mut offs = [0; LANES];
+        for (k, o) in offs.iter_mut().enumerate() {
+            *o = widest - size(k);
+        }
+        (padded, offs)
+    }
+
+    /// The rows leaving each lane's window at row `i` (see [`padded`]), as lanes (a macro, so that
+    /// it inlines into the AVX loops).
+    macro_rules! leaving {
+        ($p:expr, $i:expr, $o:expr) => {{
+            let (p, i, o): (&[f64], usize, &[usize; LANES]) = ($p, $i, $o);
+            debug_assert!(o.iter().all(|&o| i + o < p.len()));
+            // SAFETY: `padded` puts `widest >= o[k]` values before the `len > i` rows.
+            let at = |k: usize| unsafe { *p.get_unchecked(i + o[k]) };
+            [_mm256_setr_pd(at(0), at(1), at(2), at(3)), _mm256_setr_pd(at(4), at(5), at(6), at(7))]
+        }};
+    }
+
+    #[target_feature(enable = "avx")]
+    #[inline]
+    fn store(v: V) -> [f64; LANES] {
+        let mut out = [0.0; LANES];
+        // SAFETY: `out` holds 8 values, two vectors of 4.
+        unsafe {
+            _mm256_storeu_pd(out.as_mut_ptr(), v[0]);
+            _mm256_storeu_pd(out.as_mut_ptr().add(4), v[1]);
+        }
+        out
+    }
+
+    /// [`super::KahanSum`] in lanes; counts are exact in f64, and the run of equal values (changed
+    /// only by added rows) is the same in every lane.
+    struct Kahan {
+        nobs: V,
+        sum: V,
+        comp_add: V,
+        comp_remove: V,
+        neg_ct: V,
+        same_run: f64,
+        prev: f64,
+    }
+
+    #[allow(clippy::needless_range_loop)] // half `h` of several fields
+    impl Kahan {
+        #[target_feature(enable = "avx")]
+        fn new(x: &[f64]) -> Self {
+            let z = splat(0.0);
+            let prev = x.first().copied().unwrap_or(f64::NAN);
+            Kahan { nobs: z, sum: z, comp_add: z, comp_remove: z, neg_ct: z, same_run: 0.0, prev }
+        }
+
+        #[target_feature(enable = "avx")]
+        #[inline]
+        fn remove(&mut self, old: V) {
+            let one = _mm256_set1_pd(1.0);
+            let sign = _mm256_set1_pd(-0.0);
+            for h in 0..2 {
+                let v = old[h];
+                let live = _mm256_cmp_pd::<_CMP_ORD_Q>(v, v);
+                let y = _mm256_sub_pd(_mm256_xor_pd(v, sign), self.comp_remove[h]);
+                let t = _mm256_add_pd(self.sum[h], y);
+                let c = _mm256_sub_pd(_mm256_sub_pd(t, self.sum[h]), y);
+                self.nobs[h] = sel(live, _mm256_sub_pd(self.nobs[h], one), self.nobs[h]);
+                // Live and negative: the sign bit of `live & v`.
+                self.neg_ct[h] = sel(_mm256_and_pd(live, v), _mm256_sub_pd(self.neg_ct[h], one), self.neg_ct[h]);
+                self.comp_remove[h] = sel(live, c, self.comp_remove[h]);
+                self.sum[h] = sel(live, t, self.sum[h]);
+            }
+        }
+
+        #[target_feature(enable = "avx")]
+        #[inline]
+        fn add(&mut self, v: f64) {
+            if v.is_nan() {
+                return;
+            }
+            let (one, vv) = (_mm256_set1_pd(1.0), _mm256_set1_pd(v));
+            let neg = v.is_sign_negative();
+            for h in 0..2 {
+                self.nobs[h] = _mm256_add_pd(self.nobs[h], one);
+                let y = _mm256_sub_pd(vv, self.comp_add[h]);
+                let t = _mm256_add_pd(self.sum[h], y);
+                self.comp_add[h] = _mm256_sub_pd(_mm256_sub_pd(t, self.sum[h]), y);
+                self.sum[h] = t;
+                if neg {
+                    self.neg_ct[h] = _mm256_add_pd(self.neg_ct[h], one);
+                }
+            }
+            self.same_run = if v == self.prev { self.same_run + 1.0 } else { 1.0 };
+            self.prev = v;
+        }
+
+        /// The window means (`mean`) or sums.
+        #[target_feature(enable = "avx")]
+        #[inline]
+        fn value(&self, mean: bool) -> V {
+            let (zero, nan) = (_mm256_setzero_pd(), _mm256_set1_pd(f64::NAN));
+            let (run, prev) = (_mm256_set1_pd(self.same_run), _mm256_set1_pd(self.prev));
+            each!(|h| {
+                let n = self.nobs[h];
+                let same = _mm256_cmp_pd::<_CMP_GE_OQ>(run, n);
+                let r = if mean {
+                    let m = _mm256_div_pd(self.sum[h], n);
+                    let neg = self.neg_ct[h];
+                    let below =
+                        _mm256_and_pd(_mm256_cmp_pd::<_CMP_EQ_OQ>(neg, zero), _mm256_cmp_pd::<_CMP_LT_OQ>(m, zero));
+                    let above =
+                        _mm256_and_pd(_mm256_cmp_pd::<_CMP_EQ_OQ>(neg, n), _mm256_cmp_pd::<_CMP_GT_OQ>(m, zero));
+                    sel(same, prev, _mm256_andnot_pd(_mm256_or_pd(below, above), m))
+                } else {
+                    sel(same, _mm256_mul_pd(prev, n), self.sum[h])
+                };
+                sel(_mm256_cmp_pd::<_CMP_EQ_OQ>(n, zero), nan, r)
+            })
+        }
+    }
+
+    /// [`super::Welford`] in lanes.
+    struct Welford {
+        nobs: V,
+        mean: V,
+        ssqdm: V,
+        comp_add: V,
+        comp_remove: V,
+        same_run: f64,
+        prev: f64,
+    }
+
+    #[allow(clippy::needless_range_loop)] // half `h` of several fields
+    impl Welford {
+        #[target_feature(enable = "avx")]
+        fn new(x: &[f64]) -> Self {
+            let z = splat(0.0);
+            let prev = x.first().copied().unwrap_or(f64::NAN);
+            Welford { nobs: z, mean: z, ssqdm: z, comp_add: z, comp_remove: z, same_run: 0.0, prev }
+        }
+
+        #[target_feature(enable = "avx")]
+        #[inline]
+        fn remove(&mut self, old: V) {
+            let (one, zero) = (_mm256_set1_pd(1.0), _mm256_setzero_pd());
+            for h in 0..2 {
+                let v = old[h];
+                let live = _mm256_cmp_pd::<_CMP_ORD_Q>(v, v);
+                let n = _mm256_sub_pd(self.nobs[h], one);
+                let prev_mean = _mm256_sub_pd(self.mean[h], self.comp_remove[h]);
+                let y = _mm256_sub_pd(v, self.comp_remove[h]);
+                let t = _mm256_sub_pd(y, self.mean[h]);
+                let c = _mm256_sub_pd(_mm256_add_pd(t, self.mean[h]), y);
+                let mean = _mm256_sub_pd(self.mean[h], _mm256_div_pd(t, n));
+                let ssqdm =
+                    _mm256_sub_pd(self.ssqdm[h], _mm256_mul_pd(_mm256_sub_pd(v, prev_mean), _mm256_sub_pd(v, mean)));
+                let nz = _mm256_cmp_pd::<_CMP_NEQ_UQ>(n, zero);
+                let live_nz = _mm256_and_pd(live, nz);
+                self.nobs[h] = sel(live, n, self.nobs[h]);
+                self.comp_remove[h] = sel(live_nz, c, self.comp_remove[h]);
+                self.mean[h] = sel(live, _mm256_and_pd(nz, mean), self.mean[h]);
+                self.ssqdm[h] = sel(live, _mm256_and_pd(nz, ssqdm), self.ssqdm[h]);
+            }
+        }
+
+        #[target_feature(enable = "avx")]
+        #[inline]
+        fn add(&mut self, v: f64) {
+            if v.is_nan() {
+                return;
+            }
+            self.same_run = if v == self.prev { self.same_run + 1.0 } else { 1.0 };
+            self.prev = v;
+            let (one, vv) = (_mm256_set1_pd(1.0), _mm256_set1_pd(v));
+            for h in 0..2 {
+                self.nobs[h] = _mm256_add_pd(self.nobs[h], one);
+                let prev_mean = _mm256_sub_pd(self.mean[h], self.comp_add[h]);
+                let y = _mm256_sub_pd(vv, self.comp_add[h]);
+                let t = _mm256_sub_pd(y, self.mean[h]);
+                self.comp_add[h] = _mm256_sub_pd(_mm256_add_pd(t, self.mean[h]), y);
+                self.mean[h] = _mm256_add_pd(self.mean[h], _mm256_div_pd(t, self.nobs[h]));
+                self.ssqdm[h] = _mm256_add_pd(
+                    self.ssqdm[h],
+                    _mm256_mul_pd(_mm256_sub_pd(vv, prev_mean), _mm256_sub_pd(vv, self.mean[h])),
+                );
+            }
+        }
+
+        #[target_feature(enable = "avx")]
+        #[inline]
+        fn value(&self) -> V {
+            let (one, nan) = (_mm256_set1_pd(1.0), _mm256_set1_pd(f64::NAN));
+            let run = _mm256_set1_pd(self.same_run);
+            each!(|h| {
+                let n = self.nobs[h];
+                let r = _mm256_andnot_pd(
+                    _mm256_cmp_pd::<_CMP_GE_OQ>(run, n),
+                    _mm256_div_pd(self.ssqdm[h], _mm256_sub_pd(n, one)),
+                );
+                sel(_mm256_cmp_pd::<_CMP_LE_OQ>(n, one), nan, r)
+            })
+        }
+    }
+
+    /// Columns for `n` lanes, with room for `len` rows.
+    fn columns(n: usize, len: usize) -> Vec<Vec<f64>> {
+        (0..n).map(|_| column(len)).collect()
+    }
+
+    /// Appends the lanes of `v` to `vals`.
+    #[target_feature(enable = "avx")]
+    #[inline]
+    fn push(vals: &mut Vec<f64>, v: V) {
+        vals.extend_from_slice(&store(v));
+    }
+
+    /// Appends lane `k` of each row of `vals` (`LANES` values a row) to `outs[k]`.
+    fn unlace(vals: &[f64], outs: &mut [Vec<f64>]) {
+        for (k, out) in outs.iter_mut().enumerate().take(LANES) {
+            // `k % LANES` (= k) lets the compiler drop the bounds check.
+            out.extend(vals.chunks_exact(LANES).map(|l| l[k % LANES]));
+        }
+    }
+
+    /// `super::means` of several windows.
+    pub(super) fn means(x: &[f64], windows: &[Window], mean: bool) -> Vec<Vec<f64>> {
+        let mut outs = Vec::with_capacity(windows.len());
+        for chunk in windows.chunks(LANES) {
+            let (p, offs) = padded(x, chunk);
+            let mut cols = columns(chunk.len(), x.len());
+            // SAFETY: `available` holds (the caller checked).
+            let vals = unsafe { slide_means(&p, x, &offs, mean) };
+            unscratch(p);
+            unlace(&vals, &mut cols);
+            unscratch(vals);
+            outs.append(&mut cols);
+        }
+        outs
+    }
+
+    #[target_feature(enable = "avx")]
+    fn slide_means(p: &[f64], x: &[f64], offs: &[usize; LANES], mean: bool) -> Vec<f64> {
+        let mut acc = Kahan::new(x);
+        let mut outs = scratch(x.len() * LANES);
+        for (i, &v) in x.iter().enumerate() {
+            acc.remove(leaving!(p, i, offs));
+            acc.add(v);
+            push(&mut outs, acc.value(mean));
+        }
+        outs
+    }
+
+    /// `super::vars` of several windows.
+    pub(super) fn vars(x: &[f64], windows: &[Window]) -> Vec<Vec<f64>> {
+        let mut outs = Vec::with_capacity(windows.len());
+        for chunk in windows.chunks(LANES) {
+            let (p, offs) = padded(x, chunk);
+            let mut cols = columns(chunk.len(), x.len());
+            // SAFETY: `available` holds (the caller checked).
+            let vals = unsafe { slide_vars(&p, x, &offs) };
+            unscratch(p);
+            unlace(&vals, &mut cols);
+            unscratch(vals);
+            outs.append(&mut cols);
+        }
+        outs
+    }
+
+    #[target_feature(enable = "avx")]
+    fn slide_vars(p: &[f64], x: &[f64], offs: &[usize; LANES]) -> Vec<f64> {
+        let mut acc = Welford::new(x);
+        let mut outs = scratch(x.len() * LANES);
+        for (i, &v) in x.iter().enumerate() {
+            acc.remove(leaving!(p, i, offs));
+            acc.add(v);
+            push(&mut outs, acc.value());
+        }
+        outs
+    }
+
+    /// `super::masked_moments` of several windows.
+    pub(super) fn moments(
+        mx: &[f64],
+        my: &[f64],
+        pxy: &[f64],
+        windows: &[Window],
+        with_var: bool,
+    ) -> Vec<(Vec<f64>, Vec<f64>, Vec<f64>)> {
+        let len = mx.len();
+        let mut outs = Vec::with_capacity(windows.len());
+        for chunk in windows.chunks(LANES) {
+            let (px, offs) = padded(mx, chunk);
+            let (py, _) = padded(my, chunk);
+            let (pp, _) = padded(pxy, chunk);
+            let n = chunk.len();
+            let var_n = if with_var { n } else { 0 };
+            let mut cols = [columns(n, len), columns(var_n, len), columns(var_n, len)];
+            // SAFETY: `available` holds (the caller checked).
+            let vals = unsafe { slide_moments([&px, &py, &pp, mx, my, pxy], &offs, with_var) };
+            unscratch(px);
+            unscratch(py);
+            unscratch(pp);
+            for (vals, cols) in vals.into_iter().zip(&mut cols) {
+                unlace(&vals, cols);
+                unscratch(vals);
+            }
+            let [cov, mut vx, mut vy] = cols;
+            vx.resize_with(n, Vec::new);
+            vy.resize_with(n, Vec::new);
+            outs.extend(cov.into_iter().zip(vx).zip(vy).map(|((c, x), y)| (c, x, y)));
+        }
+        outs
+    }
+
+    /// The loop of `super::masked_moments` in lanes: `s` is the padded x, y and product, then the
+    /// plain ones. Returns the covariances and (`with_var`) variances, [`LANES`] values a row.
+    #[target_feature(enable = "avx")]
+    fn slide_moments(s: [&[f64]; 6], offs: &[usize; LANES], with_var: bool) -> [Vec<f64>; 3] {
+        let [px, py, pp, mx, my, pxy] = s;
+        let (mut m_xy, mut m_x, mut m_y) = (Kahan::new(pxy), Kahan::new(mx), Kahan::new(my));
+        let one = _mm256_set1_pd(1.0);
+        let mut cov_out = scratch(mx.len() * LANES);
+        for i in 0..mx.len() {
+            m_xy.remove(leaving!(pp, i, offs));
+            m_x.remove(leaving!(px, i, offs));
+            m_y.remove(leaving!(py, i, offs));
+            m_xy.add(pxy[i]);
+            m_x.add(mx[i]);
+            m_y.add(my[i]);
+            let (e_xy, e_x, e_y) = (m_xy.value(true), m_x.value(true), m_y.value(true));
+            // Rows where both sides are present: those where the masked side is not NaN.
+            let cov = each!(|h| {
+                let n = m_x.nobs[h];
+                _mm256_mul_pd(
+                    _mm256_sub_pd(e_xy[h], _mm256_mul_pd(e_x[h], e_y[h])),
+                    _mm256_div_pd(n, _mm256_sub_pd(n, one)),
+                )
+            });
+            push(&mut cov_out, cov);
+        }
+        // The variances in passes of their own: fewer live vectors, no spills.
+        let (vx_out, vy_out) =
+            if with_var { (slide_vars(px, mx, offs), slide_vars(py, my, offs)) } else { (Vec::new(), Vec::new()) };
+        [cov_out, vx_out, vy_out]
+    }
 }
 
 #[cfg(test)]
@@ -1090,6 +1542,53 @@ mod tests {
         // weights 1/3, 2/3 ⇒ terms 1/3, 4/3 ⇒ nanmean = 5/6.
         assert!(same(&wma(&[1.0, 2.0], Window::Last(2)), &[1.0, 5.0 / 6.0]));
         assert!(same(&mad(&[1.0, 3.0, NAN], Window::Last(3)), &[0.0, 1.0, 1.0]));
+    }
+
+    /// The moments of every window, in lanes where the CPU allows.
+    fn pair_moments(
+        mx: &[f64],
+        my: &[f64],
+        pxy: &[f64],
+        windows: &[Window],
+        with_var: bool,
+    ) -> Vec<(Vec<f64>, Vec<f64>, Vec<f64>)> {
+        #[cfg(target_arch = "x86_64")]
+        if lanes::available() {
+            return lanes::moments(mx, my, pxy, windows, with_var);
+        }
+        windows.iter().map(|&w| masked_moments(mx, my, pxy, w, with_var)).collect()
+    }
+
+    #[test]
+    fn window_lanes_match_the_scalar_accumulators_bit_for_bit() {
+        // Drifting values with NaN gaps, negatives, exact repeats, a sign flip and zeros.
+        let mut x: Vec<f64> = (0..400).map(|i| ((i * 7919 % 113) as f64 - 40.0) * 0.37 + (i as f64 * 0.01)).collect();
+        for i in (3..400).step_by(17) {
+            x[i] = NAN;
+        }
+        x[50..58].fill(2.5);
+        x[100..104].fill(0.0);
+        x[200..230].fill(NAN);
+        let windows: Vec<Window> = [1, 2, 5, 10, 20, 30, 60, 7, 500].into_iter().map(Window::Last).collect();
+        let bits = |c: &[f64]| c.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        for mean in [true, false] {
+            for (w, col) in windows.iter().zip(means(&x, &windows, mean)) {
+                assert_eq!(bits(&col), bits(&slide(&x, *w, KahanSum::new(&x, mean))), "{w:?} {mean}");
+            }
+        }
+        for (w, col) in windows.iter().zip(vars(&x, &windows)) {
+            assert_eq!(bits(&col), bits(&var(&x, *w)), "{w:?}");
+        }
+        let y: Vec<f64> =
+            x.iter().enumerate().map(|(i, v)| if i % 23 == 0 { NAN } else { v * 1.5 - (i % 5) as f64 }).collect();
+        let (mx, my) = (pair_mask(&x, &y), pair_mask(&y, &x));
+        let pxy: Vec<f64> = mx.iter().zip(&my).map(|(&a, &b)| masked_product(a, b)).collect();
+        for with_var in [true, false] {
+            for (w, (c, vx, vy)) in windows.iter().zip(pair_moments(&mx, &my, &pxy, &windows, with_var)) {
+                let (c1, vx1, vy1) = masked_moments(&mx, &my, &pxy, *w, with_var);
+                assert_eq!((bits(&c), bits(&vx), bits(&vy)), (bits(&c1), bits(&vx1), bits(&vy1)), "{w:?}");
+            }
+        }
     }
 
     #[test]
