@@ -554,8 +554,7 @@ pub fn prune_expired(kv: &impl KeyValue, now: u64) -> Result<usize, StorageError
 
 /// The expiry of an encoded entry, reading only its header.
 fn cached_expiry(bytes: &[u8]) -> Option<u64> {
-    (bytes.get(..4)? == CACHE_MAGIC).then_some(())?;
-    Some(u64::from_le_bytes(bytes.get(4..12)?.try_into().ok()?))
+    Reader { bytes }.header().map(|(expires_at, _, _)| expires_at)
 }
 
 /// How a feature request meets the cache.
@@ -653,10 +652,22 @@ pub fn features_on(
     date: NaiveDate,
     policy: CachePolicy,
 ) -> Result<Option<Vec<f64>>, StoreError> {
-    let version = set.version();
-    if let Some(row) = cached_rows(kv, set.name(), &version, &[symbol], date, policy).swap_remove(0) {
+    if let Some(row) = cached_rows(kv, set.name(), &set.version(), &[symbol], date, policy).swap_remove(0) {
         return Ok(Some(row));
     }
+    compute_row(db, kv, set, symbol, date, policy)
+}
+
+/// [`features_on`] past its cache read (for callers that already read the cache, as serving does in one
+/// batch): computes the row, through the symbol's cached matrix when there is one, and caches it.
+pub fn compute_row(
+    db: &impl Database,
+    kv: &impl KeyValue,
+    set: &NamedSet,
+    symbol: &str,
+    date: NaiveDate,
+    policy: CachePolicy,
+) -> Result<Option<Vec<f64>>, StoreError> {
     let Some(computed) = features(db, kv, set, symbol, Some(date), Some(date), policy)? else {
         return Ok(None);
     };
@@ -665,7 +676,7 @@ pub fn features_on(
     }
     let one = computed.matrix;
     kv.set_cached(
-        &row_key(symbol, set.name(), &version, date),
+        &row_key(symbol, set.name(), &set.version(), date),
         &one.encode(policy.now.saturating_add(policy.ttl_secs)),
     );
     Ok(Some(one.columns.iter().map(|c| c[0]).collect()))

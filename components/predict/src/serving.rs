@@ -452,7 +452,7 @@ pub fn predict(
                 Some(row) => Some(row),
                 None => {
                     let set = sets.get(kv, &set_name, &set_version)?;
-                    store::features_on(db, kv, set, &symbol, d, policy)
+                    store::compute_row(db, kv, set, &symbol, d, policy)
                         .map_err(|e| ApiError::internal(e.to_string()))?
                 }
             };
