@@ -9,7 +9,7 @@ use std::ops::ControlFlow;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::gbdt::rng::{Rng, Stream};
+use crate::gbdt::rng::Rng;
 use crate::gbdt::{Booster, Dataset, Params, RoundEval, TrainError, train};
 
 /// Survivors of a rung: the best `1/ETA`; the budget grows by `ETA`.
@@ -132,7 +132,7 @@ impl Search {
         mut progress: impl FnMut(&Trial, &RoundEval) -> ControlFlow<()>,
     ) -> Result<Outcome, TrainError> {
         let full = Params::from_map(base)?;
-        let mut rng = Rng::new(full.seed, Stream::Search);
+        let mut rng = Rng::new(full.seed.map_or(0, |s| s as u64));
         let configs: Vec<Map<String, Value>> = (0..self.max_trials).map(|_| self.sample(&mut rng)).collect();
         let rungs = rung_count(self.max_trials, full.num_boost_round);
         let mut alive: Vec<usize> = (0..configs.len()).collect();
@@ -224,7 +224,7 @@ mod tests {
     }
 
     fn data(seed: u64, n: usize) -> Dataset {
-        let mut rng = Rng::new(seed, Stream::Search);
+        let mut rng = Rng::new(seed);
         let mut cols: Vec<Vec<f64>> = (0..3).map(|_| Vec::with_capacity(n)).collect();
         let mut y = Vec::with_capacity(n);
         for _ in 0..n {

@@ -13,7 +13,7 @@ use rayon::prelude::*;
 
 use super::dataset::Dataset;
 use super::params::Params;
-use super::rng::{Rng, Stream};
+use super::rng::LgbRandom;
 
 /// Most bins a feature can have: a `u8` bin index.
 pub(crate) const MAX_BINS: usize = 256;
@@ -82,18 +82,24 @@ pub(crate) struct BinnedData {
 }
 
 impl BinnedData {
-    /// Bins every feature of `data` (in parallel over features) with boundaries from a seeded row sample.
+    /// Bins every feature of `data` (in parallel over features) with boundaries from LightGBM's row sample
+    /// (`Random(data_random_seed).Sample(rows, bin_construct_sample_cnt)`, so the same bins as LightGBM's
+    /// with the same seed). A feature is usable unless it has one bin or, as LightGBM's
+    /// `feature_pre_filter`, no cut of the sample leaves `min_data_in_leaf` rows (scaled to the
+    /// sample) on both sides.
     pub(crate) fn build(data: &Dataset, params: &Params) -> Self {
         let n = data.num_rows();
         let sample = (n > params.bin_construct_sample_cnt)
-            .then(|| Rng::new(params.seed, Stream::BinSample).sample_sorted(n, params.bin_construct_sample_cnt));
+            .then(|| LgbRandom::new(params.data_random_seed).sample(n, params.bin_construct_sample_cnt));
+        let sampled = sample.as_ref().map_or(n, Vec::len);
+        let filter_cnt = ((params.min_data_in_leaf * sampled) as f64 / n as f64) as usize;
         let per_feature: Vec<(BinMapper, Vec<u8>, bool)> = data
             .columns()
             .par_iter()
             .map(|col| {
-                let mapper = find_mapper(col, sample.as_deref(), params.max_bin, params.min_data_in_bin);
+                let (mapper, counts) = find_mapper(col, sample.as_deref(), params.max_bin, params.min_data_in_bin);
                 let bins: Vec<u8> = col.iter().map(|&v| mapper.bin(v)).collect();
-                let usable = bins.iter().any(|&b| b != bins[0]);
+                let usable = counts.len() > 1 && !needs_filter(&counts, sampled, filter_cnt);
                 (mapper, bins, usable)
             })
             .collect();
@@ -117,14 +123,18 @@ impl BinnedData {
     }
 }
 
-/// Bin boundaries of one feature column, from the sampled rows (all rows when `sample` is None).
-fn find_mapper(col: &[f64], sample: Option<&[u32]>, max_bin: usize, min_data_in_bin: usize) -> BinMapper {
-    // NaN is checked on the full column so every NaN seen in training has its bin.
-    let has_nan_bin = col.iter().any(|v| v.is_nan());
+/// Bin boundaries of one feature column from the sampled rows (all rows when `sample` is None), and how
+/// many sampled rows each bin holds (LightGBM's `cnt_in_bin`; the NaN bin last). As in LightGBM, the
+/// feature has a NaN bin when the sample has NaN; other NaN rows are read as 0.
+fn find_mapper(col: &[f64], sample: Option<&[u32]>, max_bin: usize, min_data_in_bin: usize) -> (BinMapper, Vec<usize>) {
     let mut values: Vec<f64> = match sample {
-        Some(rows) => rows.iter().map(|&r| col[r as usize]).filter(|v| !v.is_nan()).collect(),
-        None => col.iter().copied().filter(|v| !v.is_nan()).collect(),
+        Some(rows) => rows.iter().map(|&r| col[r as usize]).collect(),
+        None => col.to_vec(),
     };
+    let sampled = values.len();
+    values.retain(|v| !v.is_nan());
+    let nan_count = sampled - values.len();
+    let has_nan_bin = nan_count > 0;
     values.sort_unstable_by(f64::total_cmp);
     let (distinct, counts) = distinct_values(&values);
     let value_max_bin = if has_nan_bin { max_bin - 1 } else { max_bin };
@@ -133,7 +143,31 @@ fn find_mapper(col: &[f64], sample: Option<&[u32]>, max_bin: usize, min_data_in_
     } else {
         bounds_with_zero_bin(&distinct, &counts, value_max_bin, min_data_in_bin)
     };
-    BinMapper { upper_bounds, has_nan_bin }
+    let mut in_bin = vec![0; upper_bounds.len()];
+    let mut b = 0;
+    for (&v, &c) in distinct.iter().zip(&counts) {
+        while v > upper_bounds[b] && b + 1 < upper_bounds.len() {
+            b += 1;
+        }
+        in_bin[b] += c;
+    }
+    if has_nan_bin {
+        in_bin.push(nan_count);
+    }
+    (BinMapper { upper_bounds, has_nan_bin }, in_bin)
+}
+
+/// LightGBM's `NeedFilter` for numerical features: true when no cut between bins leaves at least
+/// `filter_cnt` of the `total` sampled rows on each side.
+fn needs_filter(in_bin: &[usize], total: usize, filter_cnt: usize) -> bool {
+    let mut left = 0;
+    for &c in &in_bin[..in_bin.len() - 1] {
+        left += c;
+        if left >= filter_cnt && total - left >= filter_cnt {
+            return false;
+        }
+    }
+    true
 }
 
 /// LightGBM's distinct values of sorted non-NaN values with their counts: values within
@@ -285,7 +319,7 @@ mod tests {
     #[test]
     fn few_distinct_values_get_one_bin_each() {
         let col: Vec<f64> = (0..30).map(|i| f64::from(i % 3) + 1.0).collect();
-        let m = find_mapper(&col, None, 255, 3);
+        let m = find_mapper(&col, None, 255, 3).0;
         // zero bin, then 1 | 2 | 3 split just above the midpoints.
         assert_eq!(m.upper_bounds, vec![ZERO, 1.5f64.next_up(), 2.5f64.next_up(), f64::INFINITY]);
         assert_eq!([m.bin(1.0), m.bin(2.0), m.bin(3.0), m.bin(100.0)], [1, 2, 3, 3]);
@@ -296,7 +330,7 @@ mod tests {
     #[test]
     fn rare_values_merge_below_min_data_in_bin() {
         let col = [1.0, 2.0, 3.0, 3.0, 3.0, 4.0, 4.0, 4.0];
-        let m = find_mapper(&col, None, 255, 3);
+        let m = find_mapper(&col, None, 255, 3).0;
         // 1 and 2 are too rare for bins of their own, so the first cut is after 3.
         assert_eq!(m.upper_bounds, vec![ZERO, 3.5f64.next_up(), f64::INFINITY]);
     }
@@ -304,7 +338,7 @@ mod tests {
     #[test]
     fn many_values_are_cut_into_balanced_bins() {
         let col: Vec<f64> = (0..10_000).map(|i| f64::from(i) * 0.001 - 2.0).collect();
-        let m = find_mapper(&col, None, 16, 3);
+        let m = find_mapper(&col, None, 16, 3).0;
         assert!(m.value_bins() <= 16);
         let mut counts = vec![0usize; m.value_bins()];
         col.iter().for_each(|&v| counts[usize::from(m.bin(v))] += 1);
@@ -316,7 +350,7 @@ mod tests {
     #[test]
     fn nan_gets_the_last_bin_and_bins_are_monotone() {
         let col = [f64::NAN, -3.0, -1.0, 0.0, 2.0, f64::NAN, 5.0];
-        let m = find_mapper(&col, None, 255, 1);
+        let m = find_mapper(&col, None, 255, 1).0;
         assert_eq!(m.nan_bin(), Some(m.value_bins() as u8));
         let bins: Vec<u8> = [-3.0, -1.0, 0.0, 2.0, 5.0].iter().map(|&v| m.bin(v)).collect();
         assert!(bins.windows(2).all(|w| w[0] < w[1]), "{bins:?}");
@@ -330,7 +364,7 @@ mod tests {
     #[test]
     fn infinities_bin_consistently() {
         let col = [f64::NEG_INFINITY, 1.0, 2.0, f64::INFINITY];
-        let m = find_mapper(&col, None, 255, 1);
+        let m = find_mapper(&col, None, 255, 1).0;
         let bins: Vec<u8> = col.iter().map(|&v| m.bin(v)).collect();
         // As in LightGBM, the bound between 2 and +inf is +inf, so they share a bin.
         assert_eq!(bins, [0, 2, 3, 3], "{:?}", m.upper_bounds);
@@ -346,11 +380,11 @@ mod tests {
         let col = [a, a, a.next_up(), a.next_up(), 0.7, 0.7];
         let (distinct, counts) = distinct_values(&col);
         assert_eq!((distinct, counts), (vec![a.next_up(), 0.7], vec![4, 2]));
-        let m = find_mapper(&col, None, 255, 1);
+        let m = find_mapper(&col, None, 255, 1).0;
         assert_eq!(m.upper_bounds, vec![ZERO, 0.45000000000000007, f64::INFINITY]);
         // Two ulps apart: two values, but the bound above their mean is the larger one, which bins with the smaller.
         let b = a.next_up().next_up();
-        let m = find_mapper(&[a, b, 0.7], None, 255, 1);
+        let m = find_mapper(&[a, b, 0.7], None, 255, 1).0;
         assert_eq!(m.bin(a), m.bin(b));
         assert_eq!(m.threshold(m.bin(a)), b);
         // Values within kZeroThreshold of zero are one 0.0 between the negatives and the positives; a chain of

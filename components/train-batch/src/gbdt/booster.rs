@@ -11,7 +11,7 @@ use super::binning::BinnedData;
 use super::dataset::{Dataset, DatasetError};
 use super::objective::{Objective, ROW_CHUNK};
 use super::params::{ParamError, Params};
-use super::rng::{Rng, Stream};
+use super::rng::LgbRandom;
 use super::split::SplitRules;
 use super::tree::{GrowConfig, GrowInput, Grower, Tree};
 
@@ -331,6 +331,9 @@ fn in_pool<R: Send>(pool: Option<&rayon::ThreadPool>, work: impl FnOnce() -> R +
     }
 }
 
+/// Rows per bagging generator (LightGBM's `bagging_rand_block_`).
+const BAG_BLOCK: usize = 1024;
+
 /// State carried across rounds: scores, gradients, bag, random streams and growth buffers.
 struct Session<'a> {
     params: &'a Params,
@@ -344,8 +347,10 @@ struct Session<'a> {
     hess: Vec<f64>,
     /// Rows of the current bag (ascending) and the in-bag mask; None without bagging.
     bag: Option<(Vec<u32>, Vec<bool>)>,
-    bag_rng: Rng,
-    feature_rng: Rng,
+    /// LightGBM's bagging generators: one per block of `BAG_BLOCK` rows, seeded `bagging_seed + block`.
+    bag_rngs: Vec<LgbRandom>,
+    /// LightGBM's `ColSampler` generator, seeded `feature_fraction_seed`.
+    feature_rng: LgbRandom,
     active: Vec<bool>,
     grower: Grower,
     cfg: GrowConfig,
@@ -356,7 +361,7 @@ impl<'a> Session<'a> {
         let n = train.num_rows();
         let base_score = params.objective.init_score(train.labels());
         let unit_hessian = params.objective.unit_hessian();
-        Session {
+        let mut session = Session {
             params,
             train,
             valid,
@@ -367,8 +372,10 @@ impl<'a> Session<'a> {
             grad: vec![0.0; n],
             hess: vec![0.0; n],
             bag: None,
-            bag_rng: Rng::new(params.seed, Stream::Bagging),
-            feature_rng: Rng::new(params.seed, Stream::Features),
+            bag_rngs: (0..n.div_ceil(BAG_BLOCK))
+                .map(|b| LgbRandom::new(params.bagging_seed.wrapping_add(b as i32)))
+                .collect(),
+            feature_rng: LgbRandom::new(params.feature_fraction_seed),
             active: vec![false; binned.num_features()],
             grower: Grower::new(binned, unit_hessian),
             cfg: GrowConfig {
@@ -378,7 +385,10 @@ impl<'a> Session<'a> {
                 learning_rate: params.learning_rate,
                 unit_hessian,
             },
-        }
+        };
+        // LightGBM's `ColSampler` draws once when it meets the training data, then once per tree.
+        session.draw_features();
+        session
     }
 
     /// One boosting round (1-based `round`): the new tree and the metrics after it, or None when
@@ -435,34 +445,33 @@ impl<'a> Session<'a> {
         Some((tree, RoundEval { round, train_metric, valid_metric }))
     }
 
-    /// Draws a new bag: each row kept with probability `bagging_fraction` (LightGBM's Bernoulli bagging).
+    /// Draws a new bag as LightGBM does: each row kept when its block's generator draws below
+    /// `bagging_fraction`.
     fn draw_bag(&mut self) {
         let n = self.train.num_rows();
+        let fraction = self.params.bagging_fraction;
         let (rows, mask) = self.bag.get_or_insert_with(|| (Vec::with_capacity(n), vec![false; n]));
+        mask.par_chunks_mut(BAG_BLOCK).zip(self.bag_rngs.par_iter_mut()).for_each(|(mask, rng)| {
+            mask.iter_mut().for_each(|m| *m = f64::from(rng.next_float()) < fraction);
+        });
         rows.clear();
-        for (r, m) in mask.iter_mut().enumerate() {
-            *m = self.bag_rng.next_f64() < self.params.bagging_fraction;
-            if *m {
-                rows.push(r as u32);
-            }
-        }
+        rows.extend((0..n as u32).filter(|&r| mask[r as usize]));
     }
 
-    /// Chooses this tree's features: `round(feature_fraction × usable)` of the usable ones (at least one).
+    /// Chooses this tree's features as LightGBM's `ColSampler` does: `round(feature_fraction × usable)`
+    /// of the usable ones (at least one), drawn by `Sample`.
     fn draw_features(&mut self) {
         let usable: Vec<usize> = (0..self.active.len()).filter(|&f| self.binned.usable[f]).collect();
+        if self.params.feature_fraction >= 1.0 {
+            for &f in &usable {
+                self.active[f] = true;
+            }
+            return;
+        }
+        let k = ((usable.len() as f64 * self.params.feature_fraction).round() as usize).max(1.min(usable.len()));
         self.active.iter_mut().for_each(|a| *a = false);
-        let k = if self.params.feature_fraction < 1.0 {
-            ((usable.len() as f64 * self.params.feature_fraction).round() as usize).max(1).min(usable.len())
-        } else {
-            usable.len()
-        };
-        let mut pool = usable;
-        // Partial Fisher–Yates: the first k entries become a uniform sample.
-        for i in 0..k {
-            let j = i + self.feature_rng.below(pool.len() - i);
-            pool.swap(i, j);
-            self.active[pool[i]] = true;
+        for i in self.feature_rng.sample(usable.len(), k) {
+            self.active[usable[i as usize]] = true;
         }
     }
 }

@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 use thiserror::Error;
 
 use super::objective::Objective;
+use super::rng::LgbRandom;
 
 /// A parameter map could not be turned into [`Params`]; each variant names the parameter.
 #[derive(Debug, Clone, PartialEq, Error)]
@@ -83,8 +84,16 @@ pub struct Params {
     pub bin_construct_sample_cnt: usize,
     /// Huber loss threshold (`alpha`); > 0.
     pub alpha: f64,
-    /// Seed of every random choice (`seed`, `random_seed`, `random_state`).
-    pub seed: u64,
+    /// Master seed (`seed`, `random_seed`, `random_state`): as in LightGBM, when given it derives the three
+    /// seeds below, except those given by their own names; None leaves them at their defaults.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<i32>,
+    /// Seed of the row sample bin boundaries come from (`data_random_seed`, `data_seed`); LightGBM's default 1.
+    pub data_random_seed: i32,
+    /// Seed of bagging's draws (`bagging_seed`, `bagging_fraction_seed`); LightGBM's default 3.
+    pub bagging_seed: i32,
+    /// Seed of `feature_fraction`'s draws (`feature_fraction_seed`); LightGBM's default 2.
+    pub feature_fraction_seed: i32,
     /// Worker threads; 0 means rayon's default (`num_threads`, `n_jobs`, `nthread`). Results do not depend on it.
     pub num_threads: usize,
 }
@@ -110,7 +119,10 @@ impl Default for Params {
             min_data_in_bin: 3,
             bin_construct_sample_cnt: 200_000,
             alpha: 0.9,
-            seed: 0,
+            seed: None,
+            data_random_seed: 1,
+            bagging_seed: 3,
+            feature_fraction_seed: 2,
             num_threads: 0,
         }
     }
@@ -184,6 +196,11 @@ const NAMES: &[(&str, &str)] = &[
     ("seed", "seed"),
     ("random_seed", "seed"),
     ("random_state", "seed"),
+    ("data_random_seed", "data_random_seed"),
+    ("data_seed", "data_random_seed"),
+    ("bagging_seed", "bagging_seed"),
+    ("bagging_fraction_seed", "bagging_seed"),
+    ("feature_fraction_seed", "feature_fraction_seed"),
     ("num_threads", "num_threads"),
     ("num_thread", "num_threads"),
     ("nthread", "num_threads"),
@@ -212,6 +229,22 @@ impl Params {
             }
             seen.push((name, given));
             params.set(name, value)?;
+        }
+        if let Some(seed) = params.seed {
+            // LightGBM's `Config::Set`: six draws of `Random(seed)` (data, bagging, drop, feature fraction,
+            // objective, extra); a seed given by its own name wins.
+            let mut rng = LgbRandom::new(seed);
+            let derived = [0; 6].map(|_| rng.next_short(0, i32::from(i16::MAX)));
+            let given = |name: &str| seen.iter().any(|(n, _)| *n == name);
+            for (i, (name, field)) in [
+                (0, ("data_random_seed", &mut params.data_random_seed)),
+                (1, ("bagging_seed", &mut params.bagging_seed)),
+                (3, ("feature_fraction_seed", &mut params.feature_fraction_seed)),
+            ] {
+                if !given(name) {
+                    *field = derived[i];
+                }
+            }
         }
         params.validate()?;
         Ok(params)
@@ -264,7 +297,10 @@ impl Params {
             "min_data_in_bin" => self.min_data_in_bin = count(name, value)?,
             "bin_construct_sample_cnt" => self.bin_construct_sample_cnt = count(name, value)?,
             "alpha" => self.alpha = float(name, value)?,
-            "seed" => self.seed = count(name, value)? as u64,
+            "seed" => self.seed = Some(int32(name, value)?),
+            "data_random_seed" => self.data_random_seed = int32(name, value)?,
+            "bagging_seed" => self.bagging_seed = int32(name, value)?,
+            "feature_fraction_seed" => self.feature_fraction_seed = int32(name, value)?,
             // LightGBM: a value <= 0 means the default thread count.
             "num_threads" => self.num_threads = integer(name, value)?.max(0) as usize,
             // Accepted for LightGBM configs; logging is the caller's business.
@@ -301,6 +337,12 @@ fn integer(name: &'static str, value: &Value) -> Result<i64, ParamError> {
         Some(x) if x.fract() == 0.0 && x.abs() < 9.0e15 => Ok(x as i64),
         _ => Err(invalid(name, "expected an integer")),
     }
+}
+
+/// A whole number in LightGBM's `int` range (seeds).
+fn int32(name: &'static str, value: &Value) -> Result<i32, ParamError> {
+    let i = integer(name, value)?;
+    i32::try_from(i).map_err(|_| invalid(name, format!("must fit in 32 bits, got {i}")))
 }
 
 /// A non-negative whole number.
@@ -361,11 +403,25 @@ mod tests {
     }
 
     #[test]
+    fn seeds_derive_as_in_lightgbm() {
+        let p = Params::default();
+        assert_eq!((p.seed, p.data_random_seed, p.bagging_seed, p.feature_fraction_seed), (None, 1, 3, 2));
+        // LightGBM 4's `Config::Set` for seed 0 and 42 (draws 1, 2 and 4 of `Random(seed)`).
+        let p = parse(json!({"seed": 0})).unwrap();
+        assert_eq!((p.data_random_seed, p.bagging_seed, p.feature_fraction_seed), (38, 7719, 2437));
+        let p = parse(json!({"random_state": 42, "bagging_seed": 9})).unwrap();
+        assert_eq!((p.seed, p.data_random_seed, p.bagging_seed, p.feature_fraction_seed), (Some(42), 175, 9, 30056));
+        assert_eq!(parse(json!({"seed": 1u64 << 40})).unwrap_err().parameter(), "seed");
+    }
+
+    #[test]
     fn serde_round_trip_and_toml_like_input() {
         let p = parse(json!({"objective": "binary", "max_depth": 8, "seed": 42})).unwrap();
         let text = serde_json::to_string(&p).unwrap();
         let back: Params = serde_json::from_str(&text).unwrap();
         assert_eq!(back, p);
+        let unseeded = Params::default();
+        assert_eq!(serde_json::from_str::<Params>(&serde_json::to_string(&unseeded).unwrap()).unwrap(), unseeded);
         let err = serde_json::from_str::<Params>(r#"{"num_leaves": 0}"#).unwrap_err();
         assert!(err.to_string().contains("num_leaves"));
     }
