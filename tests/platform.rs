@@ -106,7 +106,7 @@ fn metrics_count_requests_by_route_and_status(kv: Kv) {
     assert!(text.contains(
         "stockops_http_request_duration_seconds_bucket{route=\"/health\",method=\"GET\",status=\"200\",le=\"+Inf\"}"
     ));
-    assert!(text.contains("stockops_schema_version 4"));
+    assert!(text.contains(&format!("stockops_schema_version {}", stockops_core::schema::LATEST)));
     assert!(text.contains("stockops_hosts 1"));
 }
 

@@ -187,10 +187,22 @@ pub const MIGRATIONS: &[Migration] = &[
             "CREATE INDEX IF NOT EXISTS alert_events_alert ON alert_events (alert_id, id)",
         ],
     },
+    Migration {
+        version: 5,
+        name: "features: a revision per symbol's bars",
+        statements: &[
+            // Bumped in the transaction that writes a symbol's bars; the feature cache keys on it, so a
+            // matrix computed from older bars is never read back, whenever its write lands.
+            "CREATE TABLE IF NOT EXISTS bar_revisions (
+                symbol TEXT PRIMARY KEY,
+                revision INTEGER NOT NULL
+            ) WITHOUT ROWID",
+        ],
+    },
 ];
 
 /// The schema version this build expects.
-pub const LATEST: i64 = 4;
+pub const LATEST: i64 = 5;
 
 const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
     version INTEGER PRIMARY KEY,

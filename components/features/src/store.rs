@@ -9,10 +9,12 @@
 //! values, so [`bars_from_qlib`] turns them back into raw prices on the way in.
 //!
 //! **Feature cache.** A symbol's feature matrix over its full history up to its last bar `D` (rolling
-//! windows need that history) is cached under `features/{symbol}/{set}/{version}/{D}` in a compact
-//! binary encoding that starts with its expiry time (unix seconds). A new or corrected bar of a
-//! symbol drops its cached matrices ([`invalidate_symbol`]), since a corrected past bar leaves `D`
-//! unchanged.
+//! windows need that history) is cached under `features/{symbol}/{set}/{version}/{D}/r{revision}` in a
+//! compact binary encoding that starts with its expiry time (unix seconds). The revision counts the
+//! writes of the symbol's bars (table `bar_revisions`, bumped in the same transaction), so a corrected
+//! past bar, which leaves `D` unchanged, also changes the key: a matrix computed from older bars is never
+//! read back, even when its write lands after the correction. Writing bars also drops the symbol's
+//! cached entries ([`invalidate_symbol`]) to free their space.
 
 use std::borrow::Cow;
 
@@ -101,6 +103,20 @@ pub fn upsert_bars(db: &impl Database, bars: &[Bar]) -> Result<usize, StorageErr
             );
             tx.execute(&sql, &params)?;
         }
+        let mut symbols: Vec<&str> = bars.iter().map(|b| b.symbol.as_str()).collect();
+        symbols.sort_unstable();
+        symbols.dedup();
+        for chunk in symbols.chunks(UPSERT_BATCH) {
+            let rows = vec!["(?, 1)"; chunk.len()].join(", ");
+            let params: Vec<SqlValue> = chunk.iter().map(|&s| s.into()).collect();
+            tx.execute(
+                &format!(
+                    "INSERT INTO bar_revisions (symbol, revision) VALUES {rows} \
+                     ON CONFLICT(symbol) DO UPDATE SET revision = revision + 1"
+                ),
+                &params,
+            )?;
+        }
         Ok(bars.len())
     })
 }
@@ -148,13 +164,22 @@ fn bar_at(rows: &Rows, i: usize, symbol: &str) -> Result<Bar, StoreError> {
     })
 }
 
-/// The date of `symbol`'s last bar up to `to` (all bars when None) and how many bars that is; None when
-/// there is no such bar.
-fn extent(db: &impl Database, symbol: &str, to: Option<NaiveDate>) -> Result<Option<(NaiveDate, usize)>, StoreError> {
+/// What a cached matrix of `symbol` up to a date must match: the last bar's date, how many bars that is,
+/// and the revision of the symbol's bars.
+struct Extent {
+    last: NaiveDate,
+    count: usize,
+    revision: i64,
+}
+
+/// The [`Extent`] of `symbol`'s bars up to `to` (all bars when None); None when there is no such bar.
+fn extent(db: &impl Database, symbol: &str, to: Option<NaiveDate>) -> Result<Option<Extent>, StoreError> {
     let to = to.map_or_else(|| "9999-12-31".to_string(), |d| d.to_string());
     let rows = db.execute(
-        "SELECT max(date) AS last, count(*) AS n FROM bars WHERE symbol = ? AND date <= ?",
-        &[symbol.into(), to.into()],
+        "SELECT max(date) AS last, count(*) AS n, \
+         (SELECT revision FROM bar_revisions WHERE symbol = ?) AS revision \
+         FROM bars WHERE symbol = ? AND date <= ?",
+        &[symbol.into(), symbol.into(), to.into()],
     )?;
     let Some(text) = rows.text(0, "last") else {
         return Ok(None);
@@ -165,7 +190,9 @@ fn extent(db: &impl Database, symbol: &str, to: Option<NaiveDate>) -> Result<Opt
         what: "last date is not YYYY-MM-DD".into(),
     })?;
     let count = rows.i64(0, "n").and_then(|n| usize::try_from(n).ok()).unwrap_or(0);
-    Ok(Some((last, count)))
+    // Bars written before the revisions table existed have none: revision 0.
+    let revision = rows.i64(0, "revision").unwrap_or(0);
+    Ok(Some(Extent { last, count, revision }))
 }
 
 /// Whether the table holds any bar of `symbol`.
@@ -522,9 +549,9 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// The cache key of a symbol's matrix of `set` over its bars up to `last`.
-pub fn cache_key(symbol: &str, set: &NamedSet, last: NaiveDate) -> String {
-    format!("{CACHE_PREFIX}{symbol}/{}/{}/{last}", set.name(), set.version())
+/// The cache key of a symbol's matrix of `set` over its bars up to `last` at bars revision `revision`.
+fn cache_key(symbol: &str, set: &NamedSet, last: NaiveDate, revision: i64) -> String {
+    format!("{CACHE_PREFIX}{symbol}/{}/{}/{last}/r{revision}", set.name(), set.version())
 }
 
 /// Drops every cached matrix of `symbol`; returns how many there were.
@@ -591,12 +618,12 @@ pub fn features(
     to: Option<NaiveDate>,
     policy: CachePolicy,
 ) -> Result<Option<Computed>, StoreError> {
-    // The cache key needs only the last bar's date (and the count to check the entry): the history
-    // itself is read only when the matrix has to be computed.
-    let Some((last_bar, count)) = extent(db, symbol, to)? else {
+    // The cache key needs only the extent of the bars: the history itself is read only when the matrix
+    // has to be computed.
+    let Some(Extent { last, count, revision }) = extent(db, symbol, to)? else {
         return Ok(None);
     };
-    let key = cache_key(symbol, set, last_bar);
+    let key = cache_key(symbol, set, last, revision);
     if !policy.refresh
         && let Some(bytes) = kv.get_cached(&key)
         && let Some((expires_at, rows, _)) = (Reader { bytes: &bytes }).header()
@@ -604,12 +631,12 @@ pub fn features(
         && rows == count
         && let Some((_, matrix)) = FeatureMatrix::decode(&bytes, from, to)
     {
-        return Ok(Some(Computed { matrix, last_bar, cache_hit: true }));
+        return Ok(Some(Computed { matrix, last_bar: last, cache_hit: true }));
     }
     let bars = load_series(db, symbol, to)?;
     let matrix = set.compute(&bars)?;
     kv.set_cached(&key, &matrix.encode(policy.now.saturating_add(policy.ttl_secs)));
-    Ok(Some(Computed { matrix: matrix.slice(from, to), last_bar, cache_hit: false }))
+    Ok(Some(Computed { matrix: matrix.slice(from, to), last_bar: last, cache_hit: false }))
 }
 
 /// The key-value key of one date's row of a set (by name and version hash) for `symbol`.
@@ -793,6 +820,9 @@ mod tests {
         assert_eq!((t.name(), t.version().len(), t.names().len()), ("technical", 64, 47));
         let a = NamedSet::builtin("alpha158").unwrap();
         assert_eq!(a.version(), alpha::alpha158().version());
-        assert_eq!(cache_key("AAPL", &t, d(2024, 1, 2)), format!("features/AAPL/technical/{}/2024-01-02", t.version()));
+        assert_eq!(
+            cache_key("AAPL", &t, d(2024, 1, 2), 3),
+            format!("features/AAPL/technical/{}/2024-01-02/r3", t.version())
+        );
     }
 }
