@@ -169,6 +169,43 @@ pub(crate) fn fill_feature(h: &mut [f64], col: &[u8], rows: Rows<'_>, unit_hessi
     }
 }
 
+/// Features whose histograms [`fill_features`] fills in one pass over a leaf's rows.
+pub(crate) const FILL_GROUP: usize = 4;
+
+/// Fills the histograms of a group of features over `rows`. For a leaf's rows with unit hessians (L2)
+/// and a full group, one pass over the rows fills all [`FILL_GROUP`] histograms, so the row list and
+/// the gradients are read once for the group instead of once per feature; each bin is still summed in
+/// row order, so the sums are [`fill_feature`]'s to the bit. Otherwise feature by feature.
+pub(crate) fn fill_features(hs: &mut [&mut [f64]], cols: &[&[u8]], rows: Rows<'_>, unit_hessian: bool) {
+    if let (Rows::Subset { rows, grad, .. }, true, [h0, h1, h2, h3], &[c0, c1, c2, c3]) =
+        (rows, unit_hessian, &mut *hs, cols)
+    {
+        let [h0, h1, h2, h3] = [h0, h1, h2, h3].map(|h| {
+            h.fill(0.0);
+            h.as_chunks_mut::<2>().0
+        });
+        let add = |h: &mut [[f64; 2]], b: u8, g: f64| {
+            let e = &mut h[usize::from(b)];
+            e[0] += g;
+            e[1] += 1.0;
+        };
+        for (i, (&r, &g)) in rows.iter().zip(grad).enumerate() {
+            if let Some(&ahead) = rows.get(i + PREFETCH_ROWS) {
+                [c0, c1, c2, c3].into_iter().for_each(|c| prefetch(c, ahead));
+            }
+            let r = r as usize;
+            add(h0, c0[r], g);
+            add(h1, c1[r], g);
+            add(h2, c2[r], g);
+            add(h3, c3[r], g);
+        }
+        return;
+    }
+    for (h, col) in hs.iter_mut().zip(cols) {
+        fill_feature(h, col, rows, unit_hessian);
+    }
+}
+
 /// How far ahead in a leaf's rows [`fill_feature`] asks for a row's bin: a leaf's rows are spread
 /// over the column, so their bins are mostly cache misses, which this overlaps.
 const PREFETCH_ROWS: usize = 64;
@@ -238,6 +275,26 @@ mod tests {
         assert_eq!(v.bin(0), BinStats { grad: 1.0, hess: 0.5, count: 1 });
         assert_eq!(v.bin(1), BinStats { grad: 3.0, hess: 0.5, count: 1 });
         assert_eq!(v.bin(2), BinStats { grad: 10.0, hess: 1.0, count: 2 });
+    }
+
+    #[test]
+    fn a_group_pass_sums_what_one_feature_at_a_time_sums() {
+        let mut rng = crate::gbdt::SplitMix64(5);
+        let n = 1_000;
+        let cols: Vec<Vec<u8>> =
+            (0..FILL_GROUP).map(|_| (0..n).map(|_| (rng.next_u64() % 17) as u8).collect()).collect();
+        let rows: Vec<u32> = (0..n as u32).filter(|_| rng.next_u64().is_multiple_of(3)).collect();
+        let grad: Vec<f64> = rows.iter().map(|_| rng.normal() * 1e3).collect();
+        let subset = Rows::Subset { rows: &rows, grad: &grad, hess: &[] };
+        let col_refs: Vec<&[u8]> = cols.iter().map(Vec::as_slice).collect();
+        let mut grouped = vec![vec![f64::NAN; 34]; FILL_GROUP];
+        let mut hs: Vec<&mut [f64]> = grouped.iter_mut().map(Vec::as_mut_slice).collect();
+        fill_features(&mut hs, &col_refs, subset, true);
+        for (col, got) in cols.iter().zip(&grouped) {
+            let mut want = vec![0.0; 34];
+            fill_feature(&mut want, col, subset, true);
+            assert!(want.iter().zip(got).all(|(a, b)| a.to_bits() == b.to_bits()));
+        }
     }
 
     #[test]

@@ -603,6 +603,9 @@ fn worth_parallel(rows: usize, active: &[bool]) -> bool {
     (rows + 2 * MAX_BINS) * active.iter().filter(|&&a| a).count() >= PARALLEL_MIN_WORK
 }
 
+/// One feature's histograms in [`ScanBuffers::scan_children`]: its index, the smaller child's, the parent's.
+type ChildHists<'a> = (usize, &'a mut [f64], &'a mut [f64]);
+
 /// Reusable per-leaf buffers of per-feature best splits.
 #[derive(Debug, Default)]
 struct ScanBuffers {
@@ -641,8 +644,8 @@ impl ScanBuffers {
 
     /// Builds the smaller child's histograms from `rows`, turns the parent's into the larger child's,
     /// and returns the best split of each child whose totals are given in `sums` (smaller,
-    /// larger; None: may not split): one parallel pass over the features marked in `features`
-    /// (the others' histograms are left stale: no descendant reads them).
+    /// larger; None: may not split): one parallel pass over groups of the features marked in
+    /// `features` (the others' histograms are left stale: no descendant reads them).
     fn scan_children(
         &mut self,
         layout: &HistLayout,
@@ -653,28 +656,42 @@ impl ScanBuffers {
         sums: (Option<BinStats>, Option<BinStats>),
     ) -> (Option<SplitCandidate>, Option<SplitCandidate>) {
         let GrowInput { data, cfg, .. } = *input;
-        let task = |(f, (s, p)): (usize, (&mut [f64], &mut [f64]))| {
-            if !features[f] {
-                return (None, None);
+        // The marked features in groups (feature order kept) whose histograms fill in one pass.
+        let mut groups: Vec<Vec<ChildHists>> = Vec::new();
+        for (f, (s, p)) in layout.split_mut(small).into_iter().zip(layout.split_mut(parent)).enumerate() {
+            if features[f] {
+                match groups.last_mut() {
+                    Some(g) if g.len() < histogram::FILL_GROUP => g.push((f, s, p)),
+                    _ => groups.push(vec![(f, s, p)]),
+                }
             }
-            histogram::fill_feature(s, &data.columns[f], rows, cfg.unit_hessian);
-            histogram::subtract_feature(p, s);
-            let best = |h: &[f64], sums: Option<BinStats>| {
-                sums.and_then(|sums| split::best_for_feature(f, layout.view(h), &data.mappers[f], sums, &cfg.rules))
-            };
-            (best(s, sums.0), best(p, sums.1))
+        }
+        let task = |mut group: Vec<ChildHists>| {
+            let cols: Vec<&[u8]> = group.iter().map(|&(f, ..)| data.columns[f].as_slice()).collect();
+            let mut hs: Vec<&mut [f64]> = group.iter_mut().map(|(_, s, _)| &mut **s).collect();
+            histogram::fill_features(&mut hs, &cols, rows, cfg.unit_hessian);
+            group
+                .into_iter()
+                .map(|(f, s, p)| {
+                    histogram::subtract_feature(p, s);
+                    let best = |h: &[f64], sums: Option<BinStats>| {
+                        sums.and_then(|sums| {
+                            split::best_for_feature(f, layout.view(h), &data.mappers[f], sums, &cfg.rules)
+                        })
+                    };
+                    (f, best(s, sums.0), best(p, sums.1))
+                })
+                .collect::<Vec<_>>()
         };
-        let (small, parent) = (layout.split_mut(small), layout.split_mut(parent));
-        if worth_parallel(rows.len(), features) {
-            small
-                .into_par_iter()
-                .zip(parent.into_par_iter())
-                .enumerate()
-                .map(task)
-                .collect_into_vec(&mut self.child_splits);
+        let done: Vec<Vec<_>> = if worth_parallel(rows.len(), features) {
+            groups.into_par_iter().map(task).collect()
         } else {
-            self.child_splits.clear();
-            self.child_splits.extend(small.into_iter().zip(parent).enumerate().map(task));
+            groups.into_iter().map(task).collect()
+        };
+        self.child_splits.clear();
+        self.child_splits.resize(features.len(), (None, None));
+        for (f, s, l) in done.into_iter().flatten() {
+            self.child_splits[f] = (s, l);
         }
         (
             split::pick_best(self.child_splits.iter().map(|c| c.0)),
