@@ -12,6 +12,7 @@
 use rayon::prelude::*;
 
 use super::dataset::Dataset;
+use super::histogram::RowMajor;
 use super::params::Params;
 use super::rng::LgbRandom;
 
@@ -70,12 +71,15 @@ impl BinMapper {
     }
 }
 
-/// The training set in bins: one mapper and one `u8` column per feature (feature-major). A
-/// column is `num_rows` bytes, so one feature's histogram pass keeps its column in L2 cache.
+/// The training set in bins: one mapper and one `u8` column per feature (feature-major, read when
+/// a split partitions a leaf's rows by one feature), and the same bins row by row (what histograms
+/// are filled from: see [`RowMajor`]).
 #[derive(Debug)]
 pub(crate) struct BinnedData {
     pub(crate) mappers: Vec<BinMapper>,
     pub(crate) columns: Vec<Vec<u8>>,
+    /// `num_rows × num_features` bins, row by row.
+    row_major: Vec<u8>,
     /// Features whose rows fall in at least two bins (the others can never split).
     pub(crate) usable: Vec<bool>,
     pub(crate) num_rows: usize,
@@ -106,6 +110,7 @@ impl BinnedData {
         let mut binned = BinnedData {
             mappers: Vec::with_capacity(per_feature.len()),
             columns: Vec::with_capacity(per_feature.len()),
+            row_major: Vec::new(),
             usable: Vec::with_capacity(per_feature.len()),
             num_rows: n,
         };
@@ -114,6 +119,7 @@ impl BinnedData {
             binned.columns.push(bins);
             binned.usable.push(usable);
         }
+        binned.row_major = transpose(&binned.columns, n);
         binned
     }
 
@@ -121,6 +127,31 @@ impl BinnedData {
     pub(crate) fn num_features(&self) -> usize {
         self.mappers.len()
     }
+
+    /// The bins row by row.
+    pub(crate) fn rows(&self) -> RowMajor<'_> {
+        RowMajor { bins: &self.row_major, width: self.num_features() }
+    }
+}
+
+/// Rows per task of [`transpose`]: a block's rows of every column are read once, in cache.
+const TRANSPOSE_ROWS: usize = 4096;
+
+/// The row-major copy of `columns` (each `n` bytes), in parallel over blocks of rows.
+fn transpose(columns: &[Vec<u8>], n: usize) -> Vec<u8> {
+    let width = columns.len();
+    let mut rows = vec![0u8; n * width];
+    if width > 0 {
+        rows.par_chunks_mut(TRANSPOSE_ROWS * width).enumerate().for_each(|(block, out)| {
+            let start = block * TRANSPOSE_ROWS;
+            for (f, col) in columns.iter().enumerate() {
+                for (i, &b) in col[start..start + out.len() / width].iter().enumerate() {
+                    out[i * width + f] = b;
+                }
+            }
+        });
+    }
+    rows
 }
 
 /// Bin boundaries of one feature column from the sampled rows (all rows when `sample` is None), and how

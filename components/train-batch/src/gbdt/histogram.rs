@@ -1,6 +1,8 @@
 //! Gradient histograms: per feature and bin, the sums of gradient and hessian and the row count of
 //! a leaf's rows. Each feature's histogram is filled in row order by one task, so the sums are the
-//! same on any number of threads.
+//! same on any number of threads and however features are grouped into tasks.
+
+use super::binning::MAX_BINS;
 
 /// Sums of one bin (or of a whole leaf).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -125,103 +127,114 @@ impl Rows<'_> {
     }
 }
 
-/// Fills one feature's histogram (laid out as [`HistLayout`] says) over `rows`, summed in row order
-/// (so the same on any thread count). With `unit_hessian` the hessians (all 1) are not summed.
-pub(crate) fn fill_feature(h: &mut [f64], col: &[u8], rows: Rows<'_>, unit_hessian: bool) {
-    h.fill(0.0);
+/// The bins of a training set row by row (`width` bytes a row: every feature's bin of that row), the
+/// layout histograms are filled from. A leaf's rows are spread over the set; read row by row, each
+/// row costs a few cache lines however many features are filled, where a column per feature would
+/// cost a cache line per feature and row.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RowMajor<'a> {
+    pub(crate) bins: &'a [u8],
+    pub(crate) width: usize,
+}
+
+/// One feature's histogram to fill: the feature (its byte in a row) and its slots.
+pub(crate) type Target<'a> = (usize, &'a mut [f64]);
+
+/// Fills the histograms of `targets` (laid out as [`HistLayout`] says) over `rows` in one pass over
+/// the rows. Each bin is summed in row order, so the sums do not depend on how features are grouped
+/// into calls nor on the thread count. With `unit_hessian` the hessians (all 1) are not summed.
+pub(crate) fn fill(targets: &mut [Target<'_>], matrix: RowMajor<'_>, rows: Rows<'_>, unit_hessian: bool) {
     if unit_hessian {
-        let h = h.as_chunks_mut::<2>().0;
-        let mut add = |b: u8, g: f64| {
-            let e = &mut h[usize::from(b)];
-            e[0] += g;
-            e[1] += 1.0;
-        };
-        match rows {
-            Rows::All { grad, .. } => col.iter().zip(grad).for_each(|(&b, &g)| add(b, g)),
-            Rows::Subset { rows, grad, .. } => {
-                for (i, (&r, &g)) in rows.iter().zip(grad).enumerate() {
-                    if let Some(&ahead) = rows.get(i + PREFETCH_ROWS) {
-                        prefetch(col, ahead);
-                    }
-                    add(col[r as usize], g);
-                }
-            }
-        }
+        fill_slots::<2>(targets, matrix, rows);
     } else {
-        let h = h.as_chunks_mut::<3>().0;
-        let mut add = |b: u8, g: f64, hs: f64| {
-            let e = &mut h[usize::from(b)];
-            e[0] += g;
-            e[1] += hs;
-            e[2] += 1.0;
-        };
-        match rows {
-            Rows::All { grad, hess } => col.iter().zip(grad).zip(hess).for_each(|((&b, &g), &hs)| add(b, g, hs)),
-            Rows::Subset { rows, grad, hess } => {
-                for (i, ((&r, &g), &hs)) in rows.iter().zip(grad).zip(hess).enumerate() {
-                    if let Some(&ahead) = rows.get(i + PREFETCH_ROWS) {
-                        prefetch(col, ahead);
-                    }
-                    add(col[r as usize], g, hs);
-                }
+        fill_slots::<3>(targets, matrix, rows);
+    }
+}
+
+/// [`fill`] with bins of N slots: (grad, count), or (grad, hess, count) when N is 3. The sums are
+/// made in full 256-bin histograms (a `u8` bin indexes them without a bounds check), then copied
+/// into the targets' real bins.
+fn fill_slots<const N: usize>(targets: &mut [Target<'_>], matrix: RowMajor<'_>, rows: Rows<'_>) {
+    let features: Vec<usize> = targets.iter().map(|&(f, _)| f).collect();
+    let mut full = vec![[[0.0; N]; MAX_BINS]; targets.len()];
+    match rows {
+        Rows::All { grad, hess } => sum_rows(&mut full, &features, matrix, grad.len(), |i| i, grad, hess),
+        Rows::Subset { rows, grad, hess } => {
+            sum_rows(&mut full, &features, matrix, rows.len(), |i| rows[i] as usize, grad, hess);
+        }
+    }
+    for ((_, h), sums) in targets.iter_mut().zip(&full) {
+        let h = h.as_chunks_mut::<N>().0;
+        h.copy_from_slice(&sums[..h.len()]);
+    }
+}
+
+/// Adds rows `row_at(0..n)` (gradient `grad[i]`, hessian `hess[i]`) into the histograms of
+/// `features`, two rows at a time: both rows' bins of a feature are added in row order, and the
+/// two additions overlap where the bins differ.
+#[allow(clippy::too_many_arguments)]
+fn sum_rows<const N: usize>(
+    hists: &mut [[[f64; N]; MAX_BINS]],
+    features: &[usize],
+    matrix: RowMajor<'_>,
+    n: usize,
+    row_at: impl Fn(usize) -> usize,
+    grad: &[f64],
+    hess: &[f64],
+) {
+    let (Some(&first), Some(&last)) = (features.first(), features.last()) else { return };
+    let width = matrix.width;
+    let row = |i: usize| {
+        let r = row_at(i);
+        &matrix.bins[r * width..(r + 1) * width]
+    };
+    let hess_at = |i: usize| if N == 3 { hess[i] } else { 1.0 };
+    let add = |e: &mut [f64; N], g: f64, h: f64| {
+        e[0] += g;
+        if N == 3 {
+            e[1] += h;
+        }
+        e[N - 1] += 1.0;
+    };
+    for i in (0..n - n % 2).step_by(2) {
+        for ahead in [i + PREFETCH_ROWS, i + 1 + PREFETCH_ROWS] {
+            if ahead < n {
+                let at = row_at(ahead) * width;
+                prefetch(matrix.bins, at + first);
+                prefetch(matrix.bins, at + last);
             }
+        }
+        let (row0, row1) = (row(i), row(i + 1));
+        let (g0, g1, h0, h1) = (grad[i], grad[i + 1], hess_at(i), hess_at(i + 1));
+        for (hist, &f) in hists.iter_mut().zip(features) {
+            add(&mut hist[usize::from(row0[f])], g0, h0);
+            add(&mut hist[usize::from(row1[f])], g1, h1);
+        }
+    }
+    if n % 2 == 1 {
+        let (i, last_row) = (n - 1, row(n - 1));
+        for (hist, &f) in hists.iter_mut().zip(features) {
+            add(&mut hist[usize::from(last_row[f])], grad[i], hess_at(i));
         }
     }
 }
 
-/// Features whose histograms [`fill_features`] fills in one pass over a leaf's rows.
-pub(crate) const FILL_GROUP: usize = 4;
+/// How far ahead in a leaf's rows [`fill`] asks for a row's bins: a leaf's rows are spread over the
+/// set, so their bins are mostly cache misses, which this overlaps.
+const PREFETCH_ROWS: usize = 16;
 
-/// Fills the histograms of a group of features over `rows`. For a leaf's rows with unit hessians (L2)
-/// and a full group, one pass over the rows fills all [`FILL_GROUP`] histograms, so the row list and
-/// the gradients are read once for the group instead of once per feature; each bin is still summed in
-/// row order, so the sums are [`fill_feature`]'s to the bit. Otherwise feature by feature.
-pub(crate) fn fill_features(hs: &mut [&mut [f64]], cols: &[&[u8]], rows: Rows<'_>, unit_hessian: bool) {
-    if let (Rows::Subset { rows, grad, .. }, true, [h0, h1, h2, h3], &[c0, c1, c2, c3]) =
-        (rows, unit_hessian, &mut *hs, cols)
-    {
-        let [h0, h1, h2, h3] = [h0, h1, h2, h3].map(|h| {
-            h.fill(0.0);
-            h.as_chunks_mut::<2>().0
-        });
-        let add = |h: &mut [[f64; 2]], b: u8, g: f64| {
-            let e = &mut h[usize::from(b)];
-            e[0] += g;
-            e[1] += 1.0;
-        };
-        for (i, (&r, &g)) in rows.iter().zip(grad).enumerate() {
-            if let Some(&ahead) = rows.get(i + PREFETCH_ROWS) {
-                [c0, c1, c2, c3].into_iter().for_each(|c| prefetch(c, ahead));
-            }
-            let r = r as usize;
-            add(h0, c0[r], g);
-            add(h1, c1[r], g);
-            add(h2, c2[r], g);
-            add(h3, c3[r], g);
-        }
-        return;
-    }
-    for (h, col) in hs.iter_mut().zip(cols) {
-        fill_feature(h, col, rows, unit_hessian);
-    }
-}
-
-/// How far ahead in a leaf's rows [`fill_feature`] asks for a row's bin: a leaf's rows are spread
-/// over the column, so their bins are mostly cache misses, which this overlaps.
-const PREFETCH_ROWS: usize = 64;
-
-/// Hints the cache to load `col[row]` (a no-op where there is no such hint).
+/// Hints the cache to load `bins[at]` (a no-op where there is no such hint).
 #[inline(always)]
-fn prefetch(col: &[u8], row: u32) {
+fn prefetch(bins: &[u8], at: usize) {
     #[cfg(target_arch = "x86_64")]
-    if let Some(b) = col.get(row as usize) {
+    if let Some(b) = bins.get(at) {
         use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
         // SAFETY: SSE is part of every x86_64 target, and a prefetch of a valid address (here a
         // live element) reads nothing and writes nothing: it only hints the cache.
         unsafe { _mm_prefetch::<_MM_HINT_T0>(std::ptr::from_ref(b).cast()) };
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = (col, row);
+    let _ = (bins, at);
 }
 
 /// Turns a parent's histogram of one feature into its larger child's by subtracting the smaller
@@ -239,7 +252,7 @@ pub(crate) struct HistogramPool {
 }
 
 impl HistogramPool {
-    /// A histogram buffer of `len` slots (contents unspecified: `fill_feature` clears what it fills).
+    /// A histogram buffer of `len` slots (contents unspecified: `fill` clears what it fills).
     pub(crate) fn take(&mut self, len: usize) -> LeafHist {
         self.free.pop().unwrap_or_else(|| vec![0.0; len])
     }
@@ -254,6 +267,11 @@ impl HistogramPool {
 mod tests {
     use super::*;
 
+    /// A one-feature matrix: a column is a row-major matrix of width 1.
+    fn column(col: &[u8]) -> RowMajor<'_> {
+        RowMajor { bins: col, width: 1 }
+    }
+
     #[test]
     fn subset_and_subtraction_agree_with_direct_sums() {
         let col = [0u8, 1, 1, 2, 0, 2];
@@ -262,13 +280,13 @@ mod tests {
         let layout = HistLayout::new([3].into_iter(), false);
         let mut pool = HistogramPool::default();
         let mut all = pool.take(layout.len());
-        fill_feature(&mut all, &col, Rows::All { grad: &grad, hess: &hess }, false);
+        fill(&mut [(0, &mut all)], column(&col), Rows::All { grad: &grad, hess: &hess }, false);
         assert_eq!(layout.view(&all).bin(1), BinStats { grad: 5.0, hess: 1.0, count: 2 });
 
         let rows = [1u32, 4];
         let (g, h) = ([2.0, 5.0], [0.5, 0.5]);
         let mut small = pool.take(layout.len());
-        fill_feature(&mut small, &col, Rows::Subset { rows: &rows, grad: &g, hess: &h }, false);
+        fill(&mut [(0, &mut small)], column(&col), Rows::Subset { rows: &rows, grad: &g, hess: &h }, false);
         subtract_feature(&mut all, &small);
         // Rows 0, 2, 3, 5 remain.
         let v = layout.view(&all);
@@ -277,23 +295,33 @@ mod tests {
         assert_eq!(v.bin(2), BinStats { grad: 10.0, hess: 1.0, count: 2 });
     }
 
+    /// Filling every feature in one pass, or each alone, or in any grouping gives the same bits as
+    /// summing each bin's rows in order.
     #[test]
-    fn a_group_pass_sums_what_one_feature_at_a_time_sums() {
+    fn any_grouping_of_features_sums_each_bin_in_row_order() {
         let mut rng = crate::gbdt::SplitMix64(5);
-        let n = 1_000;
-        let cols: Vec<Vec<u8>> =
-            (0..FILL_GROUP).map(|_| (0..n).map(|_| (rng.next_u64() % 17) as u8).collect()).collect();
+        let (n, width, bins) = (1_000, 7, 17);
+        let matrix: Vec<u8> = (0..n * width).map(|_| (rng.next_u64() % bins as u64) as u8).collect();
         let rows: Vec<u32> = (0..n as u32).filter(|_| rng.next_u64().is_multiple_of(3)).collect();
         let grad: Vec<f64> = rows.iter().map(|_| rng.normal() * 1e3).collect();
         let subset = Rows::Subset { rows: &rows, grad: &grad, hess: &[] };
-        let col_refs: Vec<&[u8]> = cols.iter().map(Vec::as_slice).collect();
-        let mut grouped = vec![vec![f64::NAN; 34]; FILL_GROUP];
-        let mut hs: Vec<&mut [f64]> = grouped.iter_mut().map(Vec::as_mut_slice).collect();
-        fill_features(&mut hs, &col_refs, subset, true);
-        for (col, got) in cols.iter().zip(&grouped) {
-            let mut want = vec![0.0; 34];
-            fill_feature(&mut want, col, subset, true);
-            assert!(want.iter().zip(got).all(|(a, b)| a.to_bits() == b.to_bits()));
+        let m = RowMajor { bins: &matrix, width };
+        let mut want = vec![vec![0.0; 2 * bins]; width];
+        for (&r, &g) in rows.iter().zip(&grad) {
+            for (f, h) in want.iter_mut().enumerate() {
+                let b = usize::from(matrix[r as usize * width + f]);
+                h[2 * b] += g;
+                h[2 * b + 1] += 1.0;
+            }
+        }
+        for group in [width, 3, 1] {
+            let mut got = vec![vec![f64::NAN; 2 * bins]; width];
+            let mut targets: Vec<Target> = got.iter_mut().map(Vec::as_mut_slice).enumerate().collect();
+            for chunk in targets.chunks_mut(group) {
+                fill(chunk, m, subset, true);
+            }
+            let bits = |h: &Vec<Vec<f64>>| h.iter().flatten().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&want), "groups of {group}");
         }
     }
 
@@ -304,7 +332,9 @@ mod tests {
         let mut buf = vec![f64::NAN; layout.len()];
         let mut parts = layout.split_mut(&mut buf);
         assert_eq!((parts[0].len(), parts[1].len()), (4, 12));
-        fill_feature(parts[1], &[2, 2, 5], Rows::All { grad: &[1.0, 1.0, -1.0], hess: &[] }, true);
+        let matrix = [0, 2, 1, 2, 0, 5];
+        let rows = Rows::All { grad: &[1.0, 1.0, -1.0], hess: &[] };
+        fill(&mut [(1, &mut *parts[1])], RowMajor { bins: &matrix, width: 2 }, rows, true);
         let v = layout.view(&buf[4..]);
         assert_eq!(v.bin(2), BinStats { grad: 2.0, hess: 2.0, count: 2 });
         assert_eq!(v.bin(5).hess, 1.0);

@@ -250,9 +250,9 @@ mod tests {
         }
         let layout = HistLayout::new(std::iter::once(mapper.num_bins()), true);
         let mut buf = vec![0.0; layout.len()];
-        histogram::fill_feature(
-            &mut buf,
-            &binned.columns[0],
+        histogram::fill(
+            &mut [(0, &mut buf)],
+            binned.rows(),
             Rows::Subset { rows: &rows, grad: &grad, hess: &[] },
             true,
         );

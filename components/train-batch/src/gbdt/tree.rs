@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::binning::{BinnedData, MAX_BINS};
-use super::histogram::{self, BinStats, HistLayout, HistogramPool, LeafHist, Rows};
+use super::histogram::{self, BinStats, HistLayout, HistogramPool, LeafHist, Rows, Target};
 use super::split::{self, SplitCandidate, SplitRules};
 
 /// A child of a split node: another split node or a leaf, by index.
@@ -603,6 +603,25 @@ fn worth_parallel(rows: usize, active: &[bool]) -> bool {
     (rows + 2 * MAX_BINS) * active.iter().filter(|&&a| a).count() >= PARALLEL_MIN_WORK
 }
 
+/// Features one histogram task fills in a single pass over a leaf's rows: enough that each row's
+/// bins are fetched once for many histograms, few enough that their histograms stay in L2 cache.
+const TASK_FEATURES: usize = 24;
+
+/// `features` (ascending) cut into contiguous runs of about [`TASK_FEATURES`], as many runs as a
+/// multiple of the pool's threads so that they balance. How features are grouped changes no sum.
+fn feature_tasks<T>(features: Vec<T>) -> Vec<Vec<T>> {
+    let threads = rayon::current_num_threads();
+    let k = (features.len().div_ceil(TASK_FEATURES).div_ceil(threads) * threads).clamp(1, features.len().max(1));
+    let (base, extra) = (features.len() / k, features.len() % k);
+    let mut rest = features.into_iter();
+    (0..k).map(|i| rest.by_ref().take(base + usize::from(i < extra)).collect()).collect()
+}
+
+/// Runs `task` over `tasks`, in parallel when `parallel`; results in task order.
+fn run_tasks<T: Send, R: Send>(tasks: Vec<T>, parallel: bool, task: impl Fn(T) -> R + Sync + Send) -> Vec<R> {
+    if parallel { tasks.into_par_iter().map(task).collect() } else { tasks.into_iter().map(task).collect() }
+}
+
 /// One feature's histograms in [`ScanBuffers::scan_children`]: its index, the smaller child's, the parent's.
 type ChildHists<'a> = (usize, &'a mut [f64], &'a mut [f64]);
 
@@ -614,8 +633,8 @@ struct ScanBuffers {
 }
 
 impl ScanBuffers {
-    /// Fills a leaf's histograms over `rows` and returns its best split for totals `sums`: one
-    /// parallel pass over features.
+    /// Fills a leaf's histograms of the `active` features over `rows` and returns its best split for
+    /// totals `sums`: one pass over the rows per task of features, tasks in parallel.
     fn scan_leaf(
         &mut self,
         layout: &HistLayout,
@@ -625,27 +644,26 @@ impl ScanBuffers {
         sums: BinStats,
     ) -> Option<SplitCandidate> {
         let GrowInput { data, active, cfg, .. } = *input;
-        let task = |(f, h): (usize, &mut [f64])| {
-            if !active[f] {
-                return None;
-            }
-            histogram::fill_feature(h, &data.columns[f], rows, cfg.unit_hessian);
-            split::best_for_feature(f, layout.view(h), &data.mappers[f], sums, &cfg.rules)
+        let targets: Vec<Target> = layout.split_mut(hist).into_iter().enumerate().filter(|&(f, _)| active[f]).collect();
+        let task = |mut targets: Vec<Target>| {
+            histogram::fill(&mut targets, data.rows(), rows, cfg.unit_hessian);
+            let best =
+                |(f, h): Target| (f, split::best_for_feature(f, layout.view(h), &data.mappers[f], sums, &cfg.rules));
+            targets.into_iter().map(best).collect::<Vec<_>>()
         };
-        let parts = layout.split_mut(hist);
-        if worth_parallel(rows.len(), active) {
-            parts.into_par_iter().enumerate().map(task).collect_into_vec(&mut self.root_splits);
-        } else {
-            self.root_splits.clear();
-            self.root_splits.extend(parts.into_iter().enumerate().map(task));
+        let done = run_tasks(feature_tasks(targets), worth_parallel(rows.len(), active), task);
+        self.root_splits.clear();
+        self.root_splits.resize(active.len(), None);
+        for (f, best) in done.into_iter().flatten() {
+            self.root_splits[f] = best;
         }
         split::pick_best(self.root_splits.iter().copied())
     }
 
     /// Builds the smaller child's histograms from `rows`, turns the parent's into the larger child's,
     /// and returns the best split of each child whose totals are given in `sums` (smaller,
-    /// larger; None: may not split): one parallel pass over groups of the features marked in
-    /// `features` (the others' histograms are left stale: no descendant reads them).
+    /// larger; None: may not split): tasks of the features marked in `features`, in parallel (the
+    /// others' histograms are left stale: no descendant reads them).
     fn scan_children(
         &mut self,
         layout: &HistLayout,
@@ -656,20 +674,15 @@ impl ScanBuffers {
         sums: (Option<BinStats>, Option<BinStats>),
     ) -> (Option<SplitCandidate>, Option<SplitCandidate>) {
         let GrowInput { data, cfg, .. } = *input;
-        // The marked features in groups (feature order kept) whose histograms fill in one pass.
-        let mut groups: Vec<Vec<ChildHists>> = Vec::new();
-        for (f, (s, p)) in layout.split_mut(small).into_iter().zip(layout.split_mut(parent)).enumerate() {
-            if features[f] {
-                match groups.last_mut() {
-                    Some(g) if g.len() < histogram::FILL_GROUP => g.push((f, s, p)),
-                    _ => groups.push(vec![(f, s, p)]),
-                }
-            }
-        }
+        let marked: Vec<ChildHists> = (layout.split_mut(small).into_iter().zip(layout.split_mut(parent)))
+            .enumerate()
+            .filter(|&(f, _)| features[f])
+            .map(|(f, (s, p))| (f, s, p))
+            .collect();
         let task = |mut group: Vec<ChildHists>| {
-            let cols: Vec<&[u8]> = group.iter().map(|&(f, ..)| data.columns[f].as_slice()).collect();
-            let mut hs: Vec<&mut [f64]> = group.iter_mut().map(|(_, s, _)| &mut **s).collect();
-            histogram::fill_features(&mut hs, &cols, rows, cfg.unit_hessian);
+            let mut targets: Vec<Target> = group.iter_mut().map(|(f, s, _)| (*f, &mut **s)).collect();
+            histogram::fill(&mut targets, data.rows(), rows, cfg.unit_hessian);
+            drop(targets);
             group
                 .into_iter()
                 .map(|(f, s, p)| {
@@ -683,11 +696,7 @@ impl ScanBuffers {
                 })
                 .collect::<Vec<_>>()
         };
-        let done: Vec<Vec<_>> = if worth_parallel(rows.len(), features) {
-            groups.into_par_iter().map(task).collect()
-        } else {
-            groups.into_iter().map(task).collect()
-        };
+        let done = run_tasks(feature_tasks(marked), worth_parallel(rows.len(), features), task);
         self.child_splits.clear();
         self.child_splits.resize(features.len(), (None, None));
         for (f, s, l) in done.into_iter().flatten() {
