@@ -1,7 +1,8 @@
 //! Input data for training and batch prediction.
 //!
 //! Features are stored column-major (one `Vec<f64>` per feature): binning, the expensive step, reads
-//! one feature at a time, and the binned copy keeps the same feature-major layout as `u8` columns.
+//! one feature at a time, and the binned copy keeps the same feature-major layout as `u8` columns (plus a
+//! row-major copy that histograms are filled from).
 
 use thiserror::Error;
 
