@@ -71,34 +71,22 @@ impl Rows {
 
     /// The value at (row, column name), if both exist.
     pub fn value(&self, row: usize, name: &str) -> Option<&SqlValue> {
-        let c = self.column(name)?;
-        self.rows.get(row)?.get(c)
+        self.rows.get(row)?.get(self.column(name)?)
     }
 
     /// An integer at (row, column); None for NULL or a missing cell.
     pub fn i64(&self, row: usize, name: &str) -> Option<i64> {
-        match self.value(row, name)? {
-            SqlValue::Integer(v) => Some(*v),
-            SqlValue::Real(v) => Some(*v as i64),
-            _ => None,
-        }
+        as_i64(self.value(row, name)?)
     }
 
     /// A float at (row, column); integers widen.
     pub fn f64(&self, row: usize, name: &str) -> Option<f64> {
-        match self.value(row, name)? {
-            SqlValue::Real(v) => Some(*v),
-            SqlValue::Integer(v) => Some(*v as f64),
-            _ => None,
-        }
+        as_f64(self.value(row, name)?)
     }
 
     /// Text at (row, column).
     pub fn text(&self, row: usize, name: &str) -> Option<&str> {
-        match self.value(row, name)? {
-            SqlValue::Text(v) => Some(v),
-            _ => None,
-        }
+        as_text(self.value(row, name)?)
     }
 
     /// Bytes at (row, column).
@@ -107,6 +95,40 @@ impl Rows {
             SqlValue::Blob(v) => Some(v),
             _ => None,
         }
+    }
+
+    /// A float at (row, column position), as [`f64`](Self::f64): for long results whose columns the
+    /// caller selected in a known order, so that no cell is looked up by name.
+    pub fn f64_at(&self, row: usize, col: usize) -> Option<f64> {
+        as_f64(self.rows.get(row)?.get(col)?)
+    }
+
+    /// Text at (row, column position), as [`text`](Self::text).
+    pub fn text_at(&self, row: usize, col: usize) -> Option<&str> {
+        as_text(self.rows.get(row)?.get(col)?)
+    }
+}
+
+fn as_i64(v: &SqlValue) -> Option<i64> {
+    match v {
+        SqlValue::Integer(v) => Some(*v),
+        SqlValue::Real(v) => Some(*v as i64),
+        _ => None,
+    }
+}
+
+fn as_f64(v: &SqlValue) -> Option<f64> {
+    match v {
+        SqlValue::Real(v) => Some(*v),
+        SqlValue::Integer(v) => Some(*v as f64),
+        _ => None,
+    }
+}
+
+fn as_text(v: &SqlValue) -> Option<&str> {
+    match v {
+        SqlValue::Text(v) => Some(v),
+        _ => None,
     }
 }
 

@@ -21,6 +21,7 @@ use std::borrow::Cow;
 use chrono::NaiveDate;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use stockops_core::bar::parse_iso_date;
 use stockops_core::{Bar, BarSeries, Database, KeyValue, Rows, SqlValue, StorageError};
 
 use crate::alpha::{self, FeatureSet, FeatureSetError};
@@ -144,23 +145,22 @@ pub fn load_series(db: &impl Database, symbol: &str, to: Option<NaiveDate>) -> R
     Ok(BarSeries::from_bars(symbol, &load_bars(db, symbol, None, to)?))
 }
 
+/// Bar `i` of a result selecting `date, open, high, low, close, volume, vwap, factor` in that order
+/// (cells read by position: a symbol's whole history is thousands of rows).
 fn bar_at(rows: &Rows, i: usize, symbol: &str) -> Result<Bar, StoreError> {
     let corrupt = |what: &str| StoreError::Corrupt { symbol: symbol.to_string(), row: i, what: what.to_string() };
-    let date = rows
-        .text(i, "date")
-        .and_then(|t| NaiveDate::parse_from_str(t, "%Y-%m-%d").ok())
-        .ok_or_else(|| corrupt("date is not YYYY-MM-DD"))?;
-    let num = |name: &str| rows.f64(i, name).ok_or_else(|| corrupt(&format!("{name} is not a number")));
+    let date = rows.text_at(i, 0).and_then(parse_iso_date).ok_or_else(|| corrupt("date is not YYYY-MM-DD"))?;
+    let num = |col: usize, name: &str| rows.f64_at(i, col).ok_or_else(|| corrupt(&format!("{name} is not a number")));
     Ok(Bar {
         symbol: symbol.to_string(),
         date,
-        open: num("open")?,
-        high: num("high")?,
-        low: num("low")?,
-        close: num("close")?,
-        volume: num("volume")?,
-        vwap: rows.f64(i, "vwap"),
-        factor: rows.f64(i, "factor"),
+        open: num(1, "open")?,
+        high: num(2, "high")?,
+        low: num(3, "low")?,
+        close: num(4, "close")?,
+        volume: num(5, "volume")?,
+        vwap: rows.f64_at(i, 6),
+        factor: rows.f64_at(i, 7),
     })
 }
 
@@ -184,7 +184,7 @@ fn extent(db: &impl Database, symbol: &str, to: Option<NaiveDate>) -> Result<Opt
     let Some(text) = rows.text(0, "last") else {
         return Ok(None);
     };
-    let last = NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| StoreError::Corrupt {
+    let last = parse_iso_date(text).ok_or_else(|| StoreError::Corrupt {
         symbol: symbol.to_string(),
         row: 0,
         what: "last date is not YYYY-MM-DD".into(),
@@ -224,8 +224,10 @@ pub fn list_symbols(db: &impl Database) -> Result<Vec<SymbolSummary>, StoreError
         .map(|i| {
             let symbol = rows.text(i, "symbol").unwrap_or_default().to_string();
             let date = |name: &str| {
-                rows.text(i, name).and_then(|t| NaiveDate::parse_from_str(t, "%Y-%m-%d").ok()).ok_or_else(|| {
-                    StoreError::Corrupt { symbol: symbol.clone(), row: i, what: format!("{name} date is unreadable") }
+                rows.text(i, name).and_then(parse_iso_date).ok_or_else(|| StoreError::Corrupt {
+                    symbol: symbol.clone(),
+                    row: i,
+                    what: format!("{name} date is unreadable"),
                 })
             };
             let (first, last) = (date("first")?, date("last")?);
@@ -237,7 +239,7 @@ pub fn list_symbols(db: &impl Database) -> Result<Vec<SymbolSummary>, StoreError
 /// The newest bar date of any symbol, if any bar is stored.
 pub fn newest_date(db: &impl Database) -> Result<Option<NaiveDate>, StorageError> {
     let rows = db.execute("SELECT max(date) AS d FROM bars", &[])?;
-    Ok(rows.text(0, "d").and_then(|t| NaiveDate::parse_from_str(t, "%Y-%m-%d").ok()))
+    Ok(rows.text(0, "d").and_then(parse_iso_date))
 }
 
 /// The series features are computed on: prices × factor, volume / factor (Qlib's adjustment).
