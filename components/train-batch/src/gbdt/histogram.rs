@@ -172,7 +172,6 @@ fn fill_slots<const N: usize>(targets: &mut [Target<'_>], matrix: RowMajor<'_>, 
 /// Adds rows `row_at(0..n)` (gradient `grad[i]`, hessian `hess[i]`) into the histograms of
 /// `features`, two rows at a time: both rows' bins of a feature are added in row order, and the
 /// two additions overlap where the bins differ.
-#[allow(clippy::too_many_arguments)]
 fn sum_rows<const N: usize>(
     hists: &mut [[[f64; N]; MAX_BINS]],
     features: &[usize],
