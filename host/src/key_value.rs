@@ -33,6 +33,11 @@ pub type Stores = BTreeMap<String, Arc<Backend>>;
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS spin_key_value (
     store TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, PRIMARY KEY (store, key))";
 
+/// Page size of a new embedded store: values run to megabytes (a symbol's cached feature matrix is
+/// 4 MB), and SQLite reads and writes a value's overflow pages one system call each (twice with WAL's
+/// checkpoint). With 64 KiB pages a feature miss went from 32-38 to 19 ms on the 2-core machine.
+const PAGE_SIZE: u32 = 65536;
+
 /// Compare-and-swap for Redis: set only if the value is still the one read (absent when ARGV[1] is "0").
 const CAS_SCRIPT: &str = r"
 local v = redis.call('GET', KEYS[1])
@@ -52,10 +57,8 @@ pub async fn open_all(cfg: &BTreeMap<String, KeyValueConfig>) -> Result<Stores> 
                 let db = match files.get(path) {
                     Some(db) => db.clone(),
                     None => {
-                        let db = Arc::new(
-                            SqliteDatabase::open(label, &crate::runtime_config::SqliteConfig::File(path.clone()))
-                                .await?,
-                        );
+                        let file = crate::runtime_config::SqliteConfig::File(path.clone());
+                        let db = Arc::new(SqliteDatabase::open_with_pages(label, &file, Some(PAGE_SIZE)).await?);
                         let conn = db.connect().await?;
                         conn.execute(CREATE_TABLE, ())
                             .await

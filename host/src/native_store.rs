@@ -121,10 +121,74 @@ mod tests {
         }
         let kv = NativeKv::new(stores["default"].clone(), rt.handle().clone());
         assert_eq!(kv.increment("hits", 0).unwrap(), 200);
+        // A new embedded store is made of large pages (its values run to megabytes).
+        let Backend::Sqlite { db, .. } = stores["default"].as_ref() else { panic!("an embedded store") };
+        let pages = NativeDb::connect(db.clone(), rt.handle().clone()).unwrap();
+        assert_eq!(pages.execute("PRAGMA page_size", &[]).unwrap().i64(0, "page_size"), Some(65536));
         kv.set("stockops/a", b"1").unwrap();
         kv.set("other", b"2").unwrap();
         assert_eq!(kv.keys_with_prefix("stockops/").unwrap(), vec!["stockops/a".to_string()]);
         kv.delete("stockops/a").unwrap();
         assert_eq!(kv.get("stockops/a").unwrap(), None);
+    }
+
+    #[test]
+    fn packed_bar_chunks_follow_the_bars_table() {
+        use features::store;
+        use stockops_core::{Bar, BarSeries};
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(
+            rt.block_on(SqliteDatabase::open("default", &SqliteConfig::File(dir.path().join("db.sqlite")))).unwrap(),
+        );
+        let native = NativeDb::connect(db, rt.handle().clone()).unwrap();
+        schema::migrate(&native).unwrap();
+        let bar = |date: &str, close: f64| Bar {
+            symbol: "A".into(),
+            date: date.parse().unwrap(),
+            open: close,
+            high: close + 1.0,
+            low: close - 1.0,
+            close,
+            volume: 100.0,
+            vwap: Some(close),
+            factor: Some(0.5),
+        };
+        // Compared as text: a missing vwap is NaN, which is not equal to itself.
+        let from_table = |to: Option<&str>| {
+            let to = to.map(|d| d.parse().unwrap());
+            format!("{:?}", BarSeries::from_bars("A", &store::load_bars(&native, "A", None, to).unwrap()))
+        };
+        let series = |to: Option<&str>| {
+            format!("{:?}", store::load_series(&native, "A", to.map(|d| d.parse().unwrap())).unwrap())
+        };
+        let chunk_sizes = || {
+            let rows = native.execute("SELECT year, length(bars) AS size FROM bar_chunks ORDER BY year", &[]).unwrap();
+            (0..rows.rows.len())
+                .map(|i| (rows.i64(i, "year").unwrap(), rows.i64(i, "size").unwrap()))
+                .collect::<Vec<_>>()
+        };
+        let per_bar = 4 + 7 * 8;
+
+        store::upsert_bars(&native, &[bar("2021-03-01", 3.0), bar("2019-12-30", 1.0), bar("2020-01-02", 2.0)]).unwrap();
+        assert_eq!(chunk_sizes(), [(2019, 8 + per_bar), (2020, 8 + per_bar), (2021, 8 + per_bar)]);
+        assert_eq!(series(None), from_table(None));
+        assert_eq!(series(Some("2020-06-30")), from_table(Some("2020-06-30")));
+        assert_eq!(series(Some("2019-01-01")), from_table(Some("2019-01-01")));
+
+        // A corrected bar rewrites its year's chunk.
+        store::upsert_bars(&native, &[bar("2020-01-02", 2.5)]).unwrap();
+        assert_eq!(store::load_series(&native, "A", None).unwrap().close, [1.0, 2.5, 3.0]);
+        assert_eq!(series(None), from_table(None));
+
+        // A bar inserted by hand leaves the chunks short: the read comes from the table and rewrites them.
+        native.execute("INSERT INTO bars VALUES ('A', '2021-03-02', 4, 5, 3, 4, 100, NULL, NULL)", &[]).unwrap();
+        assert_eq!(series(None), from_table(None));
+        assert_eq!(chunk_sizes()[2], (2021, 8 + 2 * per_bar));
+        assert_eq!(series(None), from_table(None));
+
+        // A symbol without bars reads as empty and writes nothing.
+        assert!(store::load_series(&native, "B", None).unwrap().is_empty());
+        assert_eq!(chunk_sizes().len(), 3);
     }
 }

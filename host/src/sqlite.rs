@@ -52,6 +52,12 @@ pub type Databases = BTreeMap<String, Arc<SqliteDatabase>>;
 impl SqliteDatabase {
     /// Opens (creating when needed) the database a runtime-config entry describes.
     pub async fn open(label: &str, cfg: &SqliteConfig) -> Result<Self> {
+        Self::open_with_pages(label, cfg, None).await
+    }
+
+    /// [`open`](Self::open), creating a new embedded file with pages of `page_size` bytes (a power of two
+    /// from 512 to 65536) instead of SQLite's 4096; an existing file keeps its own.
+    pub async fn open_with_pages(label: &str, cfg: &SqliteConfig, page_size: Option<u32>) -> Result<Self> {
         let (db, local) = match cfg {
             SqliteConfig::File(path) => {
                 if let Some(dir) = path.parent() {
@@ -75,6 +81,10 @@ impl SqliteDatabase {
         if local {
             // WAL lets readers run beside a writer; without it concurrent requests fail "database is locked".
             let conn = this.connect().await?;
+            if let Some(size) = page_size {
+                // Takes effect only before the file's first page is written (and never once in WAL mode).
+                conn.execute(&format!("PRAGMA page_size = {size}"), ()).await.context("cannot set the page size")?;
+            }
             let mut rows = conn.query("PRAGMA journal_mode = WAL", ()).await.context("cannot enable WAL")?;
             while rows.next().await?.is_some() {}
             this.release(conn);

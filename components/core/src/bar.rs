@@ -88,6 +88,22 @@ impl BarSeries {
     pub fn is_empty(&self) -> bool {
         self.dates.is_empty()
     }
+
+    /// Keeps the first `len` bars.
+    pub fn truncate(&mut self, len: usize) {
+        self.dates.truncate(len);
+        for column in [
+            &mut self.open,
+            &mut self.high,
+            &mut self.low,
+            &mut self.close,
+            &mut self.volume,
+            &mut self.vwap,
+            &mut self.factor,
+        ] {
+            column.truncate(len);
+        }
+    }
 }
 
 #[cfg(test)]

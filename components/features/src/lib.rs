@@ -2,6 +2,7 @@
 //! factors through an expression engine. Pure library; the Spin component lives in `component` (wasm only).
 
 pub mod alpha;
+mod bar_chunks;
 pub mod expr;
 pub mod indicators;
 pub mod ingest;

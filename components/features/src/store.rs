@@ -17,14 +17,16 @@
 //! cached entries ([`invalidate_symbol`]) to free their space.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use stockops_core::bar::parse_iso_date;
 use stockops_core::{Bar, BarSeries, Database, KeyValue, Rows, SqlValue, StorageError};
 
 use crate::alpha::{self, FeatureSet, FeatureSetError};
+use crate::bar_chunks;
 use crate::expr::EvalError;
 use crate::indicators::{TECHNICAL_COLUMNS, technical_set};
 
@@ -75,9 +77,17 @@ pub enum StoreError {
     Eval(#[from] EvalError),
 }
 
-/// Writes `bars` in one transaction, inserting new (symbol, date) rows and replacing existing ones;
-/// nothing is written when any statement fails. Returns the number of bars written.
+/// Writes `bars` in one transaction, inserting new (symbol, date) rows and replacing existing ones, and
+/// rewrites the packed chunks of every (symbol, year) written (see [`bar_chunks`]); nothing is written
+/// when any statement fails. Returns the number of bars written.
 pub fn upsert_bars(db: &impl Database, bars: &[Bar]) -> Result<usize, StorageError> {
+    // The years each symbol's bars touch.
+    let mut years: BTreeMap<&str, (i32, i32)> = BTreeMap::new();
+    for b in bars {
+        let y = b.date.year();
+        let span = years.entry(b.symbol.as_str()).or_insert((y, y));
+        *span = (span.0.min(y), span.1.max(y));
+    }
     db.transaction(|tx| {
         for chunk in bars.chunks(UPSERT_BATCH) {
             let mut sql =
@@ -104,9 +114,7 @@ pub fn upsert_bars(db: &impl Database, bars: &[Bar]) -> Result<usize, StorageErr
             );
             tx.execute(&sql, &params)?;
         }
-        let mut symbols: Vec<&str> = bars.iter().map(|b| b.symbol.as_str()).collect();
-        symbols.sort_unstable();
-        symbols.dedup();
+        let symbols: Vec<&str> = years.keys().copied().collect();
         for chunk in symbols.chunks(UPSERT_BATCH) {
             let rows = vec!["(?, 1)"; chunk.len()].join(", ");
             let params: Vec<SqlValue> = chunk.iter().map(|&s| s.into()).collect();
@@ -118,8 +126,21 @@ pub fn upsert_bars(db: &impl Database, bars: &[Bar]) -> Result<usize, StorageErr
                 &params,
             )?;
         }
+        for (symbol, &(first, last)) in &years {
+            let span = (NaiveDate::from_ymd_opt(first, 1, 1), NaiveDate::from_ymd_opt(last, 12, 31));
+            let stored = load_bars(tx, symbol, span.0, span.1).map_err(into_storage)?;
+            bar_chunks::rewrite(tx, symbol, first, last, &stored)?;
+        }
         Ok(bars.len())
     })
+}
+
+/// A read inside a write transaction fails it with the reason.
+fn into_storage(e: StoreError) -> StorageError {
+    match e {
+        StoreError::Storage(e) => e,
+        other => StorageError::Backend(other.to_string()),
+    }
 }
 
 /// A symbol's bars with `from <= date <= to` (either bound optional), oldest first, as stored (raw).
@@ -140,9 +161,26 @@ pub fn load_bars(
     (0..rows.rows.len()).map(|i| bar_at(&rows, i, symbol)).collect()
 }
 
-/// A symbol's bars up to `to` (all of them when None) as the columnar series features read.
+/// A symbol's bars up to `to` (all of them when None) as the columnar series features read: from its
+/// packed chunks, or, when those do not match the table, from the table (rewriting the chunks).
 pub fn load_series(db: &impl Database, symbol: &str, to: Option<NaiveDate>) -> Result<BarSeries, StoreError> {
-    Ok(BarSeries::from_bars(symbol, &load_bars(db, symbol, None, to)?))
+    if let Some(series) = bar_chunks::load(db, symbol, to)? {
+        return Ok(series);
+    }
+    let rebuilt = db.transaction(|tx| {
+        let bars = load_bars(tx, symbol, None, None).map_err(into_storage)?;
+        bar_chunks::rewrite(tx, symbol, i32::MIN, i32::MAX, &bars)?;
+        Ok(bars)
+    });
+    let mut bars = match rebuilt {
+        Ok(bars) => bars,
+        // The chunks only make reads faster: a database that refuses the write still answers.
+        Err(_) => load_bars(db, symbol, None, None)?,
+    };
+    if let Some(to) = to {
+        bars.truncate(bars.partition_point(|b| b.date <= to));
+    }
+    Ok(BarSeries::from_bars(symbol, &bars))
 }
 
 /// Bar `i` of a result selecting `date, open, high, low, close, volume, vwap, factor` in that order
@@ -597,6 +635,23 @@ pub struct CachePolicy {
     pub refresh: bool,
 }
 
+impl CachePolicy {
+    /// Whether entries are read at all: not when refreshing, nor with a TTL of 0.
+    fn reads(&self) -> bool {
+        !self.refresh && self.writes()
+    }
+
+    /// Whether new entries are written: a TTL of 0 turns the cache off (an entry would be born expired).
+    fn writes(&self) -> bool {
+        self.ttl_secs > 0
+    }
+
+    /// The expiry of an entry written now.
+    fn expiry(&self) -> u64 {
+        self.now.saturating_add(self.ttl_secs)
+    }
+}
+
 /// A symbol's features with where they came from.
 #[derive(Debug, Clone)]
 pub struct Computed {
@@ -626,7 +681,7 @@ pub fn features(
         return Ok(None);
     };
     let key = cache_key(symbol, set, last, revision);
-    if !policy.refresh
+    if policy.reads()
         && let Some(bytes) = kv.get_cached(&key)
         && let Some((expires_at, rows, _)) = (Reader { bytes: &bytes }).header()
         && expires_at > policy.now
@@ -637,7 +692,9 @@ pub fn features(
     }
     let bars = load_series(db, symbol, to)?;
     let matrix = set.compute(&bars)?;
-    kv.set_cached(&key, &matrix.encode(policy.now.saturating_add(policy.ttl_secs)));
+    if policy.writes() {
+        kv.set_cached(&key, &matrix.encode(policy.expiry()));
+    }
     Ok(Some(Computed { matrix: matrix.slice(from, to), last_bar: last, cache_hit: false }))
 }
 
@@ -657,7 +714,7 @@ pub fn cached_rows(
     date: NaiveDate,
     policy: CachePolicy,
 ) -> Vec<Option<Vec<f64>>> {
-    if policy.refresh {
+    if !policy.reads() {
         return vec![None; symbols.len()];
     }
     let keys: Vec<String> = symbols.iter().map(|s| row_key(s, set_name, set_version, date)).collect();
@@ -704,10 +761,9 @@ pub fn compute_row(
         return Ok(None);
     }
     let one = computed.matrix;
-    kv.set_cached(
-        &row_key(symbol, set.name(), &set.version(), date),
-        &one.encode(policy.now.saturating_add(policy.ttl_secs)),
-    );
+    if policy.writes() {
+        kv.set_cached(&row_key(symbol, set.name(), &set.version(), date), &one.encode(policy.expiry()));
+    }
     Ok(Some(one.columns.iter().map(|c| c[0]).collect()))
 }
 
