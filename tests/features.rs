@@ -186,8 +186,16 @@ fn features_match_the_library_through_the_cache(kv: Kv) {
         }
     }
 
-    // The same request again comes from the cache, with the same answer.
-    let resp = host.get(path);
+    // The same request again comes from the cache, with the same answer. The component writes the
+    // matrix after answering, so the first request after may still find none.
+    let mut resp = host.get(path);
+    for _ in 0..100 {
+        if resp.headers()["x-feature-cache"] == "hit" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        resp = host.get(path);
+    }
     assert_eq!(resp.headers()["x-feature-cache"], "hit");
     assert_eq!(json(resp).1, body);
 

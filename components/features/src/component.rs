@@ -4,14 +4,15 @@
 
 use serde::Serialize;
 use serde_json::json;
-use spin_sdk::http::{Method, Request, Response};
+use spin_sdk::http::conversions::TryFromIncomingRequest;
+use spin_sdk::http::{IncomingRequest, Method, OutgoingResponse, Request, Response, ResponseOutparam};
 use spin_sdk::http_component;
 use stockops_core::spin_backend::SpinKv;
-use stockops_core::spin_http::{Query, body, database, json, require_auth, require_read_auth, serve};
+use stockops_core::spin_http::{Query, body, database, json, require_auth, require_read_auth, respond, serve};
 use stockops_core::{ApiError, Bar};
 
 use crate::ingest::{self, IngestError};
-use crate::store::{self, CachePolicy, DEFAULT_SETS, NamedSet, StoreError};
+use crate::store::{self, CacheFill, CachePolicy, DEFAULT_SETS, NamedSet, StoreError};
 
 /// Cache lifetime when the variable is unset or unreadable.
 const DEFAULT_TTL_SECS: u64 = 86_400;
@@ -21,12 +22,38 @@ const MAX_BARS_BODY: usize = 64 * 1024 * 1024;
 /// Largest feature-set definition.
 const MAX_SET_BODY: usize = 256 * 1024;
 
+/// Answers, then writes the feature matrix a request computed to the cache: the client does not wait
+/// for a 4 MB write it has no use for (a request just after may still miss; entries are keyed by the
+/// bars' revision, so a late write is never stale).
 #[http_component]
-fn handle(req: Request) -> Response {
-    serve(&req, route)
+async fn handle(incoming: IncomingRequest, out: ResponseOutparam) {
+    let mut fill = None;
+    let resp = match Request::try_from_incoming_request(incoming).await {
+        Ok(req) => serve(&req, |r| route(r, &mut fill)),
+        Err(e) => respond(Err(ApiError::bad_request("bad_request", format!("cannot read the request: {e}")))),
+    };
+    send(out, resp).await;
+    if let Some(fill) = fill
+        && let Ok(kv) = SpinKv::open_default()
+    {
+        fill.write(&kv);
+    }
 }
 
-fn route(req: &Request) -> Result<Response, ApiError> {
+/// Sends `resp` as the answer and finishes its body.
+async fn send(out: ResponseOutparam, mut resp: Response) {
+    let body = std::mem::take(resp.body_mut());
+    match OutgoingResponse::try_from(resp) {
+        Ok(outgoing) => {
+            if let Err(e) = out.set_with_body(outgoing, body).await {
+                eprintln!("cannot send the response: {e}");
+            }
+        }
+        Err(e) => eprintln!("cannot convert the response: {e}"),
+    }
+}
+
+fn route(req: &Request, fill: &mut Option<CacheFill>) -> Result<Response, ApiError> {
     let path = req.path().to_string();
     let method = req.method().clone();
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
@@ -46,7 +73,7 @@ fn route(req: &Request) -> Result<Response, ApiError> {
             _ => &["GET", "PUT"],
         },
         ["api", "features", symbol] if symbol != "sets" => match method {
-            Method::Get => return read(req, |r| get_features(r, symbol)),
+            Method::Get => return read(req, |r| get_features(r, symbol, fill)),
             _ => &["GET"],
         },
         _ => return Err(ApiError::not_found(format!("no such path: {path}"))),
@@ -132,7 +159,7 @@ struct Column<'a> {
 }
 
 /// `GET /api/features/{symbol}?set=&from=&to=&format=json|csv`: the feature matrix, through the cache.
-fn get_features(req: &Request, symbol: &str) -> Result<Response, ApiError> {
+fn get_features(req: &Request, symbol: &str, fill: &mut Option<CacheFill>) -> Result<Response, ApiError> {
     let symbol = symbol.to_uppercase();
     let query = Query::parse(req.query());
     let (from, to) = (query.date("from")?, query.date("to")?);
@@ -145,10 +172,12 @@ fn get_features(req: &Request, symbol: &str) -> Result<Response, ApiError> {
     let db = database()?;
     let kv = SpinKv::open_default()?;
     let set = resolve(&kv, set_name)?;
-    let Some(computed) = store::features(&db, &kv, &set, &symbol, from, to, policy(false)).map_err(store_error)? else {
+    let found = store::features_deferring_write(&db, &kv, &set, &symbol, from, to, policy(false));
+    let Some((computed, to_cache)) = found.map_err(store_error)? else {
         let what = if store::has_symbol(&db, &symbol)? { " up to the requested date" } else { "" };
         return Err(ApiError::not_found(format!("no bars for symbol {symbol}{what}")));
     };
+    *fill = to_cache;
     let matrix = computed.matrix;
     let cache = if computed.cache_hit { "hit" } else { "miss" };
     if csv {

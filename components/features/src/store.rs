@@ -663,6 +663,22 @@ pub struct Computed {
     pub cache_hit: bool,
 }
 
+/// A computed matrix not yet in the cache: [`features_deferring_write`] hands it back so the component
+/// can answer first and write the 4 MB entry after.
+#[derive(Debug)]
+pub struct CacheFill {
+    key: String,
+    matrix: FeatureMatrix,
+    expires_at: u64,
+}
+
+impl CacheFill {
+    /// Writes the entry (a cache: a failed write only costs a later recomputation).
+    pub fn write(self, kv: &impl KeyValue) {
+        kv.set_cached(&self.key, &self.matrix.encode(self.expires_at));
+    }
+}
+
 /// `set` on `symbol`'s bars from `from` to `to` (inclusive; None: open), from the cache when a fresh
 /// entry of the full history up to `to` exists, else computed over that history (which rolling windows
 /// need) and cached. None when the symbol has no bar up to `to`.
@@ -675,6 +691,24 @@ pub fn features(
     to: Option<NaiveDate>,
     policy: CachePolicy,
 ) -> Result<Option<Computed>, StoreError> {
+    Ok(features_deferring_write(db, kv, set, symbol, from, to, policy)?.map(|(computed, fill)| {
+        if let Some(fill) = fill {
+            fill.write(kv);
+        }
+        computed
+    }))
+}
+
+/// [`features`] that leaves the cache write to the caller: with a computed matrix comes the entry to write.
+pub fn features_deferring_write(
+    db: &impl Database,
+    kv: &impl KeyValue,
+    set: &NamedSet,
+    symbol: &str,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+    policy: CachePolicy,
+) -> Result<Option<(Computed, Option<CacheFill>)>, StoreError> {
     // The cache key needs only the extent of the bars: the history itself is read only when the matrix
     // has to be computed.
     let Some(Extent { last, count, revision }) = extent(db, symbol, to)? else {
@@ -688,14 +722,13 @@ pub fn features(
         && rows == count
         && let Some((_, matrix)) = FeatureMatrix::decode(&bytes, from, to)
     {
-        return Ok(Some(Computed { matrix, last_bar: last, cache_hit: true }));
+        return Ok(Some((Computed { matrix, last_bar: last, cache_hit: true }, None)));
     }
     let bars = load_series(db, symbol, to)?;
     let matrix = set.compute(&bars)?;
-    if policy.writes() {
-        kv.set_cached(&key, &matrix.encode(policy.expiry()));
-    }
-    Ok(Some(Computed { matrix: matrix.slice(from, to), last_bar: last, cache_hit: false }))
+    let computed = Computed { matrix: matrix.slice(from, to), last_bar: last, cache_hit: false };
+    let fill = policy.writes().then(|| CacheFill { key, matrix, expires_at: policy.expiry() });
+    Ok(Some((computed, fill)))
 }
 
 /// The key-value key of one date's row of a set (by name and version hash) for `symbol`.
