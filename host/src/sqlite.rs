@@ -128,6 +128,13 @@ impl SqliteDatabase {
                 _ => 8,
             })
             .sum();
+        if self.local && param_bytes > MAX_CACHED_PARAM_BYTES {
+            // An embedded statement runs on this worker thread without yielding, for milliseconds when it
+            // writes this much (a 4 MB feature matrix after the answer went out). Tasks this one just woke
+            // wait in the worker's slot that no other worker may steal from, so let them run first: one
+            // of them is usually the connection sending that answer.
+            tokio::task::yield_now().await;
+        }
         let keep = self.local && sql.len() <= MAX_CACHED_SQL && param_bytes <= MAX_CACHED_PARAM_BYTES;
         let cached = if keep { conn.statements.lock().ok().and_then(|mut s| s.remove(sql)) } else { None };
         let stmt = match cached {
