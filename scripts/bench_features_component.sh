@@ -2,7 +2,8 @@
 # The features component inside the host: one symbol (AAPL, 3,270 days of us4), Alpha158 requested over
 # HTTP through `stockops up`, a fresh instance per request. "miss" is the first request after new bars:
 # before each timed request the symbol's last bar is written again (untimed), which bumps its revision
-# and drops its cached matrices, so the request reads the bars, computes the matrix and caches it.
+# and drops its cached matrices, so the request reads the bars, computes the matrix and caches it (the
+# component answers first and writes the 4 MB entry after).
 # "hit" reads the cached matrix. Both answer the last month only, so the response size stays small.
 # Prints median and p90 of N requests each.
 #   scripts/bench_features_component.sh [N, default 30]
@@ -30,6 +31,7 @@ run() {   # $1: miss or hit
         if [ "$1" = miss ]; then
             curl -sf -o /dev/null -X POST "http://127.0.0.1:$port/api/bars" -H "Authorization: Bearer bench-token" \
                 -H 'content-type: text/csv' --data-binary "$last_bar"
+            sleep 0.05   # the previous miss's cache write (after its answer) ends before this one starts
         fi
         curl -sf -o /dev/null -w '%{time_total}\n' "http://127.0.0.1:$port/api/features/AAPL?set=alpha158&from=2013-02-01"
     done | python3 -c 'import sys,statistics as s; v=sorted(float(x)*1000 for x in sys.stdin); print(f"median {s.median(v):7.1f} ms   p90 {v[int(len(v)*0.9)-1]:7.1f} ms")'

@@ -2,6 +2,7 @@
 //! Alpha360, Qlib's label `LABEL0`, and user-defined sets read from CSV (`name,expression` lines) or
 //! JSON. A set compiles its expressions into one [`Plan`], so shared sub-expressions run once.
 
+use rustc_hash::FxHashSet;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
@@ -106,12 +107,13 @@ impl FeatureSet {
         if columns.is_empty() {
             return Err(FeatureSetError::Empty(name));
         }
+        let mut seen = FxHashSet::default();
         for (i, (col, _)) in columns.iter().enumerate() {
             if col.trim().is_empty() || col.trim() != col {
                 let message = format!("feature name {col:?} is empty or has surrounding spaces");
                 return Err(FeatureSetError::Malformed { line: i + 1, message });
             }
-            if columns[..i].iter().any(|(c, _)| c == col) {
+            if !seen.insert(col.as_str()) {
                 return Err(FeatureSetError::Duplicate { line: i + 1, name: col.clone() });
             }
         }
@@ -171,11 +173,12 @@ impl FeatureSet {
 
     fn from_lines(name: String, defs: Vec<(usize, String, String)>) -> Result<Self, FeatureSetError> {
         let mut columns = Vec::with_capacity(defs.len());
+        let mut seen = FxHashSet::default();
         for (line, col, text) in defs {
             if col.is_empty() {
                 return Err(FeatureSetError::Malformed { line, message: "empty feature name".into() });
             }
-            if columns.iter().any(|(c, _)| *c == col) {
+            if !seen.insert(col.clone()) {
                 return Err(FeatureSetError::Duplicate { line, name: col });
             }
             match expr::parse(&text) {

@@ -4,7 +4,8 @@
 //! would give it, which [`Precision::QlibF32`] uses to round where Qlib stores float32.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+// Keys are small (node ids, names): Fx hashing, not SipHash, which was a tenth of compiling Alpha158.
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use super::ops::{Dtype, Kind, OpDef};
 use super::rolling::{self, Fit};
@@ -32,8 +33,8 @@ pub struct Plan {
 /// The `(operand, window)` pairs where a `Std` batch runs before a `Rsquare` of the same operand and
 /// window, which needs exactly that std (`rolling::rsquare` blanks flat windows by it).
 fn std_reuse(nodes: &[Node], batches: &[Vec<usize>]) -> HashSet<(usize, Window)> {
-    let mut stds = HashSet::new();
-    let mut reuse = HashSet::new();
+    let mut stds = HashSet::default();
+    let mut reuse = HashSet::default();
     for group in batches {
         for &id in group {
             match &nodes[id] {
@@ -58,7 +59,7 @@ fn std_reuse(nodes: &[Node], batches: &[Vec<usize>]) -> HashSet<(usize, Window)>
 /// three), and `Quantile`s and `Rank`s of one operand and window.
 fn batches(nodes: &[Node]) -> (Vec<Vec<usize>>, Vec<Option<usize>>) {
     let mut groups: Vec<Vec<usize>> = Vec::new();
-    let mut by_key: HashMap<(&str, &[usize], Option<Window>), usize> = HashMap::new();
+    let mut by_key: HashMap<(&str, &[usize], Option<Window>), usize> = HashMap::default();
     for (id, node) in nodes.iter().enumerate() {
         let Node::Call { op, args, param } = node else { continue };
         let key = match (op.name, param) {
@@ -174,9 +175,9 @@ impl Plan {
             types: Vec::new(),
             batches: Vec::new(),
             batch_of: Vec::new(),
-            std_reuse: HashSet::new(),
+            std_reuse: HashSet::default(),
         };
-        let mut seen = HashMap::new();
+        let mut seen = HashMap::default();
         for e in exprs {
             let id = plan.intern(&mut seen, e);
             plan.outputs.push(id);
@@ -302,7 +303,7 @@ impl Plan {
         let mut vals: Vec<Option<Value<'_>>> = Vec::with_capacity(self.nodes.len());
         // Columns computed ahead by a batch, waiting for their node's turn.
         let mut ready: Vec<Option<Vec<f64>>> = vec![None; self.nodes.len()];
-        let mut kept = HashMap::new();
+        let mut kept = HashMap::default();
         for (id, node) in self.nodes.iter().enumerate() {
             let v = match node {
                 Node::Field(name) => {
