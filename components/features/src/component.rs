@@ -105,15 +105,12 @@ fn post_bars(req: &Request) -> Result<Response, ApiError> {
     let parsed = if is_json { ingest::parse_json(body, symbol) } else { ingest::parse_csv(body, symbol) };
     let bars = parsed.map_err(ingest_error)?;
     let db = database()?;
-    let written = store::upsert_bars(&db, &bars)?;
-    let mut symbols: Vec<&str> = bars.iter().map(|b| b.symbol.as_str()).collect();
-    symbols.sort_unstable();
-    symbols.dedup();
+    let symbols = store::upsert_bars(&db, &bars)?;
     let kv = SpinKv::open_default()?;
     for s in &symbols {
         store::invalidate_symbol(&kv, s)?;
     }
-    Ok(json(200, &json!({ "inserted_or_updated": written, "symbols": symbols })))
+    Ok(json(200, &json!({ "inserted_or_updated": bars.len(), "symbols": symbols })))
 }
 
 fn ingest_error(e: IngestError) -> ApiError {

@@ -79,8 +79,8 @@ pub enum StoreError {
 
 /// Writes `bars` in one transaction, inserting new (symbol, date) rows and replacing existing ones, and
 /// rewrites the packed chunks of every (symbol, year) written (see [`bar_chunks`]); nothing is written
-/// when any statement fails. Returns the number of bars written.
-pub fn upsert_bars(db: &impl Database, bars: &[Bar]) -> Result<usize, StorageError> {
+/// when any statement fails. Returns the symbols written, sorted.
+pub fn upsert_bars(db: &impl Database, bars: &[Bar]) -> Result<Vec<String>, StorageError> {
     // The years each symbol's bars touch.
     let mut years: BTreeMap<&str, (i32, i32)> = BTreeMap::new();
     for b in bars {
@@ -131,7 +131,7 @@ pub fn upsert_bars(db: &impl Database, bars: &[Bar]) -> Result<usize, StorageErr
             let stored = load_bars(tx, symbol, span.0, span.1).map_err(into_storage)?;
             bar_chunks::rewrite(tx, symbol, first, last, &stored)?;
         }
-        Ok(bars.len())
+        Ok(symbols.into_iter().map(String::from).collect())
     })
 }
 

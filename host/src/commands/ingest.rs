@@ -38,8 +38,8 @@ pub async fn run(args: IngestArgs) -> Result<()> {
             let mut written = 0;
             let mut symbols = std::collections::BTreeSet::new();
             for (name, bars) in &batches {
-                written += store::upsert_bars(db, bars).with_context(|| format!("{name}: cannot write"))?;
-                symbols.extend(bars.iter().map(|b| b.symbol.clone()));
+                symbols.extend(store::upsert_bars(db, bars).with_context(|| format!("{name}: cannot write"))?);
+                written += bars.len();
                 bar.inc(1);
             }
             bar.finish_and_clear();

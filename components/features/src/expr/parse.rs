@@ -10,11 +10,12 @@ const MAX_NESTING: usize = 64;
 /// Tallest expression tree (long `a + b + …` chains grow it too); bounds later recursive passes.
 const MAX_DEPTH: usize = 256;
 
-#[derive(Debug, Clone, PartialEq)]
-enum Tok {
+/// Names borrow the expression text: a set of 158 expressions parses per request.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Tok<'a> {
     Num { value: f64, int: bool },
-    Field(String),
-    Ident(String),
+    Field(&'a str),
+    Ident(&'a str),
     LParen,
     RParen,
     Comma,
@@ -22,8 +23,8 @@ enum Tok {
     End,
 }
 
-struct Token {
-    tok: Tok,
+struct Token<'a> {
+    tok: Tok<'a>,
     start: usize,
     end: usize,
 }
@@ -59,7 +60,7 @@ fn is_name_char(c: char) -> bool {
     c == '_' || c.is_alphanumeric()
 }
 
-fn tokenize(text: &str) -> Result<Vec<Token>, ParseError> {
+fn tokenize(text: &str) -> Result<Vec<Token<'_>>, ParseError> {
     let mut out = Vec::new();
     let b = text.as_bytes();
     let mut i = 0;
@@ -111,14 +112,14 @@ fn tokenize(text: &str) -> Result<Vec<Token>, ParseError> {
                     "`$$`",
                 ));
             }
-            let name: String = rest[1..].chars().take_while(|&c| is_name_char(c)).collect();
-            if name.is_empty() {
+            let len = rest[1..].find(|c: char| !is_name_char(c)).unwrap_or(rest.len() - 1);
+            if len == 0 {
                 return Err(error(text, i + 1, "a field name after `$`", describe_at(text, i + 1)));
             }
-            i += 1 + name.len();
-            Tok::Field(name.to_lowercase())
+            i += 1 + len;
+            Tok::Field(&rest[1..1 + len])
         } else if c == '_' || c.is_alphabetic() {
-            let name: String = rest.chars().take_while(|&c| is_name_char(c)).collect();
+            let name = &rest[..rest.find(|c: char| !is_name_char(c)).unwrap_or(rest.len())];
             i += name.len();
             Tok::Ident(name)
         } else if c == '(' || c == ')' || c == ',' {
@@ -148,16 +149,16 @@ fn describe_at(text: &str, byte: usize) -> String {
 }
 
 /// Untyped syntax, with byte spans for error messages.
-enum Syn {
+enum Syn<'a> {
     Num { value: f64, int: bool },
-    Field(String),
-    Call { name: String, args: Vec<Node> },
-    Neg(Box<Node>),
-    Infix { op: &'static str, lhs: Box<Node>, rhs: Box<Node> },
+    Field(&'a str),
+    Call { name: &'a str, args: Vec<Node<'a>> },
+    Neg(Box<Node<'a>>),
+    Infix { op: &'static str, lhs: Box<Node<'a>>, rhs: Box<Node<'a>> },
 }
 
-struct Node {
-    syn: Syn,
+struct Node<'a> {
+    syn: Syn<'a>,
     start: usize,
     end: usize,
     /// Height of the tree under this node; bounded so later recursive passes cannot overflow.
@@ -166,13 +167,13 @@ struct Node {
 
 struct Parser<'a> {
     text: &'a str,
-    toks: Vec<Token>,
+    toks: Vec<Token<'a>>,
     pos: usize,
     depth: usize,
 }
 
 impl<'a> Parser<'a> {
-    fn peek(&self) -> &Token {
+    fn peek(&self) -> &Token<'a> {
         let last = self.toks.len().saturating_sub(1);
         &self.toks[self.pos.min(last)]
     }
@@ -215,7 +216,7 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
-    fn infix(&self, op: &'static str, lhs: Node, rhs: Node) -> Result<Node, ParseError> {
+    fn infix(&self, op: &'static str, lhs: Node<'a>, rhs: Node<'a>) -> Result<Node<'a>, ParseError> {
         let (start, end) = (lhs.start, rhs.end);
         let depth = 1 + lhs.depth.max(rhs.depth);
         self.check_depth(start, depth)?;
@@ -226,8 +227,8 @@ impl<'a> Parser<'a> {
     fn left_assoc(
         &mut self,
         syms: &[&str],
-        next: fn(&mut Self) -> Result<Node, ParseError>,
-    ) -> Result<Node, ParseError> {
+        next: fn(&mut Self) -> Result<Node<'a>, ParseError>,
+    ) -> Result<Node<'a>, ParseError> {
         let mut lhs = next(self)?;
         while let Some(sym) = self.peek_sym(syms) {
             self.bump();
@@ -238,7 +239,7 @@ impl<'a> Parser<'a> {
     }
 
     /// Runs a recursive step, bounding the parser's own recursion on hostile input.
-    fn descend(&mut self, step: fn(&mut Self) -> Result<Node, ParseError>) -> Result<Node, ParseError> {
+    fn descend(&mut self, step: fn(&mut Self) -> Result<Node<'a>, ParseError>) -> Result<Node<'a>, ParseError> {
         if self.depth >= MAX_NESTING {
             return self.fail(&format!("at most {MAX_NESTING} levels of nesting"));
         }
@@ -248,11 +249,11 @@ impl<'a> Parser<'a> {
         node
     }
 
-    fn expr(&mut self) -> Result<Node, ParseError> {
+    fn expr(&mut self) -> Result<Node<'a>, ParseError> {
         self.descend(Self::comparison)
     }
 
-    fn comparison(&mut self) -> Result<Node, ParseError> {
+    fn comparison(&mut self) -> Result<Node<'a>, ParseError> {
         const CMP: [&str; 6] = [">", ">=", "<", "<=", "==", "!="];
         let lhs = self.bit_or()?;
         let Some(sym) = self.peek_sym(&CMP) else { return Ok(lhs) };
@@ -265,23 +266,23 @@ impl<'a> Parser<'a> {
         self.infix(infix_op(sym), lhs, rhs)
     }
 
-    fn bit_or(&mut self) -> Result<Node, ParseError> {
+    fn bit_or(&mut self) -> Result<Node<'a>, ParseError> {
         self.left_assoc(&["|"], Self::bit_and)
     }
 
-    fn bit_and(&mut self) -> Result<Node, ParseError> {
+    fn bit_and(&mut self) -> Result<Node<'a>, ParseError> {
         self.left_assoc(&["&"], Self::arith)
     }
 
-    fn arith(&mut self) -> Result<Node, ParseError> {
+    fn arith(&mut self) -> Result<Node<'a>, ParseError> {
         self.left_assoc(&["+", "-"], Self::term)
     }
 
-    fn term(&mut self) -> Result<Node, ParseError> {
+    fn term(&mut self) -> Result<Node<'a>, ParseError> {
         self.left_assoc(&["*", "/"], Self::unary)
     }
 
-    fn unary(&mut self) -> Result<Node, ParseError> {
+    fn unary(&mut self) -> Result<Node<'a>, ParseError> {
         match self.peek_sym(&["-", "+"]) {
             Some(sym) => {
                 let start = self.bump();
@@ -297,7 +298,7 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn power(&mut self) -> Result<Node, ParseError> {
+    fn power(&mut self) -> Result<Node<'a>, ParseError> {
         let base = self.primary()?;
         if self.peek_sym(&["**"]).is_some() {
             self.bump();
@@ -308,10 +309,10 @@ impl<'a> Parser<'a> {
         Ok(base)
     }
 
-    fn primary(&mut self) -> Result<Node, ParseError> {
+    fn primary(&mut self) -> Result<Node<'a>, ParseError> {
         let t = self.peek();
         let (start, end) = (t.start, t.end);
-        match t.tok.clone() {
+        match t.tok {
             Tok::Num { value, int } => {
                 self.bump();
                 Ok(Node { syn: Syn::Num { value, int }, start, end, depth: 1 })
@@ -385,7 +386,7 @@ impl Typer<'_> {
     fn expr(&self, node: &Node) -> Result<Expr, ParseError> {
         match &node.syn {
             Syn::Num { value, .. } => Ok(Expr::Const(*value)),
-            Syn::Field(name) => Ok(Expr::Field(name.clone())),
+            Syn::Field(name) => Ok(Expr::Field(name.to_lowercase())),
             Syn::Neg(arg) => match self.expr(arg)? {
                 Expr::Const(v) => Ok(Expr::Const(-v)),
                 e => Ok(apply(self.builtin(node, "Neg")?, vec![e], Param::None)),
