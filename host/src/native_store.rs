@@ -83,14 +83,18 @@ mod tests {
     use std::collections::BTreeMap;
     use stockops_core::schema;
 
+    /// A connection to a new database file in `dir`.
+    fn temp_db(rt: &tokio::runtime::Runtime, dir: &std::path::Path) -> NativeDb {
+        let file = SqliteConfig::File(dir.join("db.sqlite"));
+        let db = Arc::new(rt.block_on(SqliteDatabase::open("default", &file)).unwrap());
+        NativeDb::connect(db, rt.handle().clone()).unwrap()
+    }
+
     #[test]
     fn migrations_apply_once_and_counters_are_atomic_over_the_native_seam() {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let db = Arc::new(
-            rt.block_on(SqliteDatabase::open("default", &SqliteConfig::File(dir.path().join("db.sqlite")))).unwrap(),
-        );
-        let native = NativeDb::connect(db.clone(), rt.handle().clone()).unwrap();
+        let native = temp_db(&rt, dir.path());
         assert_eq!(schema::migrate(&native).unwrap(), schema::MigrationReport { from: 0, to: schema::LATEST });
         assert_eq!(
             schema::migrate(&native).unwrap(),
@@ -138,10 +142,7 @@ mod tests {
         use stockops_core::{Bar, BarSeries};
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let db = Arc::new(
-            rt.block_on(SqliteDatabase::open("default", &SqliteConfig::File(dir.path().join("db.sqlite")))).unwrap(),
-        );
-        let native = NativeDb::connect(db, rt.handle().clone()).unwrap();
+        let native = temp_db(&rt, dir.path());
         schema::migrate(&native).unwrap();
         let bar = |date: &str, close: f64| Bar {
             symbol: "A".into(),

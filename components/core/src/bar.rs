@@ -89,10 +89,14 @@ impl BarSeries {
         self.dates.is_empty()
     }
 
-    /// Keeps the first `len` bars.
-    pub fn truncate(&mut self, len: usize) {
-        self.dates.truncate(len);
-        for column in [
+    /// The value columns in a fixed order: open, high, low, close, volume, vwap, factor.
+    pub fn columns(&self) -> [&Vec<f64>; 7] {
+        [&self.open, &self.high, &self.low, &self.close, &self.volume, &self.vwap, &self.factor]
+    }
+
+    /// [`columns`](Self::columns), to change.
+    pub fn columns_mut(&mut self) -> [&mut Vec<f64>; 7] {
+        [
             &mut self.open,
             &mut self.high,
             &mut self.low,
@@ -100,7 +104,13 @@ impl BarSeries {
             &mut self.volume,
             &mut self.vwap,
             &mut self.factor,
-        ] {
+        ]
+    }
+
+    /// Keeps the first `len` bars.
+    pub fn truncate(&mut self, len: usize) {
+        self.dates.truncate(len);
+        for column in self.columns_mut() {
             column.truncate(len);
         }
     }

@@ -15,14 +15,9 @@ use stockops_core::{Bar, BarSeries, Database, SqlValue, StorageError};
 /// First bytes of a chunk; anything else reads as missing (and is rewritten).
 const MAGIC: &[u8; 4] = b"SOB1";
 
-/// The price and volume columns of a chunk, in their stored order.
-fn columns(s: &BarSeries) -> [&Vec<f64>; 7] {
-    [&s.open, &s.high, &s.low, &s.close, &s.volume, &s.vwap, &s.factor]
-}
-
 /// A run of one symbol's bars as a chunk: magic, bar count (u32), dates (days since CE, i32), then
-/// open, high, low, close, volume, vwap (NaN: none) and factor (1: none) as f64 columns;
-/// little-endian throughout.
+/// the f64 columns in [`BarSeries::columns`]' order (open, high, low, close, volume, vwap with NaN for
+/// none, factor with 1 for none); little-endian throughout.
 pub(crate) fn pack(bars: &BarSeries) -> Vec<u8> {
     let n = bars.len();
     let mut out = Vec::with_capacity(8 + n * (4 + 7 * 8));
@@ -31,7 +26,7 @@ pub(crate) fn pack(bars: &BarSeries) -> Vec<u8> {
     for d in &bars.dates {
         out.extend_from_slice(&d.num_days_from_ce().to_le_bytes());
     }
-    for column in columns(bars) {
+    for column in bars.columns() {
         out.extend(column.iter().flat_map(|v| v.to_le_bytes()));
     }
     out
@@ -51,16 +46,7 @@ pub(crate) fn unpack_into(bytes: &[u8], series: &mut BarSeries) -> Option<()> {
         .map(|d| NaiveDate::from_num_days_from_ce_opt(i32::from_le_bytes(d.try_into().expect("4 bytes"))))
         .collect::<Option<Vec<_>>>()?;
     series.dates.extend(dates);
-    let targets = [
-        &mut series.open,
-        &mut series.high,
-        &mut series.low,
-        &mut series.close,
-        &mut series.volume,
-        &mut series.vwap,
-        &mut series.factor,
-    ];
-    for (column, target) in values.chunks_exact(n * 8).zip(targets) {
+    for (column, target) in values.chunks_exact(n * 8).zip(series.columns_mut()) {
         target.extend(column.chunks_exact(8).map(|v| f64::from_le_bytes(v.try_into().expect("8 bytes"))));
     }
     Some(())
@@ -149,7 +135,7 @@ mod tests {
         let mut back = BarSeries { symbol: "A".into(), ..Default::default() };
         unpack_into(&packed, &mut back).unwrap();
         assert_eq!(back.dates, series.dates);
-        for (a, b) in columns(&back).into_iter().zip(columns(&series)) {
+        for (a, b) in back.columns().into_iter().zip(series.columns()) {
             assert_eq!(
                 a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
                 b.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
