@@ -217,11 +217,9 @@ fn put_set(req: &Request, name: &str) -> Result<Response, ApiError> {
 fn get_set(name: &str) -> Result<Response, ApiError> {
     let kv = SpinKv::open_default()?;
     let set = resolve(&kv, name)?;
-    let features: Vec<serde_json::Value> = match &set {
-        NamedSet::Expressions(s) => {
-            s.columns().iter().map(|(n, e)| json!({ "name": n, "expression": e.to_string() })).collect()
-        }
-        NamedSet::Technical => crate::indicators::TECHNICAL_COLUMNS.iter().map(|n| json!({ "name": n })).collect(),
+    let features: Vec<serde_json::Value> = match set.expressions() {
+        Some(s) => s.columns().iter().map(|(n, e)| json!({ "name": n, "expression": e.to_string() })).collect(),
+        None => crate::indicators::TECHNICAL_COLUMNS.iter().map(|n| json!({ "name": n })).collect(),
     };
     Ok(json(200, &json!({ "name": set.name(), "version": set.version(), "features": features })))
 }

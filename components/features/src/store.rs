@@ -18,6 +18,7 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 use chrono::{Datelike, NaiveDate};
 use serde::Serialize;
@@ -330,8 +331,11 @@ pub fn bars_from_qlib(s: &BarSeries) -> Vec<Bar> {
 /// A feature set by name: Qlib expressions (built-in or user-defined), or the TA-Lib technical set.
 #[derive(Debug, Clone)]
 pub enum NamedSet {
-    /// A set of Qlib expressions (boxed: it is far larger than the other variant).
+    /// A user-defined set of Qlib expressions (boxed: it is far larger than the other variants).
     Expressions(Box<FeatureSet>),
+    /// A built-in set of Qlib expressions: its version is a constant ([`alpha::BUILTIN_VERSIONS`]);
+    /// the set is built (parsed, planned) only when its columns are needed, which a cache hit is not.
+    Builtin { name: &'static str, version: &'static str, set: OnceLock<Box<FeatureSet>> },
     /// The 47 TA-Lib columns of [`technical_set`].
     Technical,
 }
@@ -340,25 +344,37 @@ impl NamedSet {
     /// A built-in set: `alpha158`, `alpha360`, `label` or `technical`.
     pub fn builtin(name: &str) -> Option<Self> {
         if name == "technical" {
-            Some(NamedSet::Technical)
-        } else {
-            alpha::builtin(name).map(|s| NamedSet::Expressions(Box::new(s)))
+            return Some(NamedSet::Technical);
         }
+        let &(name, version) = alpha::BUILTIN_VERSIONS.iter().find(|(n, _)| *n == name)?;
+        Some(NamedSet::Builtin { name, version, set: OnceLock::new() })
     }
 
     /// The set's name.
     pub fn name(&self) -> &str {
         match self {
             NamedSet::Expressions(s) => s.name(),
+            NamedSet::Builtin { name, .. } => name,
             NamedSet::Technical => "technical",
+        }
+    }
+
+    /// The set's Qlib expressions (built on first use for a built-in set); None for the technical set.
+    pub fn expressions(&self) -> Option<&FeatureSet> {
+        match self {
+            NamedSet::Expressions(s) => Some(s),
+            NamedSet::Builtin { name, set, .. } => {
+                Some(set.get_or_init(|| Box::new(alpha::builtin(name).expect("every listed built-in set exists"))))
+            }
+            NamedSet::Technical => None,
         }
     }
 
     /// Feature names, in column order.
     pub fn names(&self) -> Vec<String> {
-        match self {
-            NamedSet::Expressions(s) => s.names().into_iter().map(String::from).collect(),
-            NamedSet::Technical => TECHNICAL_COLUMNS.iter().map(|c| c.to_string()).collect(),
+        match self.expressions() {
+            Some(s) => s.names().into_iter().map(String::from).collect(),
+            None => TECHNICAL_COLUMNS.iter().map(|c| c.to_string()).collect(),
         }
     }
 
@@ -366,6 +382,7 @@ impl NamedSet {
     pub fn version(&self) -> String {
         match self {
             NamedSet::Expressions(s) => s.version().to_string(),
+            NamedSet::Builtin { version, .. } => version.to_string(),
             NamedSet::Technical => {
                 let mut hash = Sha256::new();
                 hash.update(b"stockops-technical/1 (TA-Lib 0.8.1 semantics)");
@@ -381,12 +398,12 @@ impl NamedSet {
     /// Computes the set over one symbol's bars (adjusted first, see the module docs).
     pub fn compute(&self, bars: &BarSeries) -> Result<FeatureMatrix, EvalError> {
         let adj = adjusted(bars);
-        let (names, columns) = match self {
-            NamedSet::Expressions(s) => {
+        let (names, columns) = match self.expressions() {
+            Some(s) => {
                 let out = s.compute(adj.as_ref())?;
                 (out.names, out.columns)
             }
-            NamedSet::Technical => technical_set(&adj).into_iter().map(|(n, c)| (n.to_string(), c)).unzip(),
+            None => technical_set(&adj).into_iter().map(|(n, c)| (n.to_string(), c)).unzip(),
         };
         Ok(FeatureMatrix { dates: bars.dates.clone(), names, columns })
     }
