@@ -1,6 +1,6 @@
-//! Exact path-dependent TreeSHAP (Lundberg et al. 2018, "Consistent Individualized Feature
-//! Attribution for Tree Ensembles", Algorithm 2) for our GBDT [`Booster`], as LightGBM's
-//! `pred_contrib` and SHAP's `tree_shap` compute it.
+//! Exact path-dependent TreeSHAP for our GBDT [`Booster`]: the values of Lundberg et al. 2018
+//! ("Consistent Individualized Feature Attribution for Tree Ensembles", Algorithm 2), as LightGBM's
+//! `pred_contrib` and SHAP's `tree_shap` compute them, by a faster route.
 //!
 //! A feature absent from a coalition is integrated out by following both children of its splits,
 //! weighted by the share of training rows that went each way. That share is taken from the row
@@ -9,8 +9,19 @@
 //! differ for the binary objective. Rows with NaN, or shorter than the model's features, follow
 //! each split's `default_left`, exactly as [`Booster::predict_raw`] routes them.
 //!
-//! Cost is O(T·L·D²) for T trees of L leaves and depth D; the path buffers are allocated once per
-//! [`Explainer`] and reused for every tree and row.
+//! **The route.** For one leaf with value `v` whose path holds the features `F` (a feature split
+//! several times on the path counts once, with its shares multiplied and its directions and-ed),
+//! feature `j` has the share `z_j` of training rows that took the path's way at its splits and
+//! `o_j` = 1 if the row takes that way too, else 0. The Shapley value of `i` for this leaf is
+//! `v (o_i − z_i) Σ_S |S|!(|F|−|S|−1)!/|F|! Π_{j∈S} o_j Π_{j∉S, j≠i} z_j`, and since
+//! `∫₀¹ t^s (1−t)^{d−1−s} dt = s!(d−1−s)!/d!` that sum is `∫₀¹ Π_{j≠i} (z_j + (o_j − z_j) t) dt`:
+//! a polynomial of degree < depth, which Gauss–Legendre quadrature with ⌈depth/2⌉ points integrates
+//! exactly. So one recursion carries the path's product at those points down, sums `v ×` product
+//! back up per subtree, and credits each split's feature with `(o − z) Σ_k w_k B_k / f(t_k)` over
+//! the leaves below it (the idea of Yu et al. 2022, "Linear TreeShap"): O(nodes × depth) per tree
+//! and row, against Algorithm 2's O(leaves × depth²) with a division in its inner loop. A feature
+//! split again lower down takes the leaves below that split out of the upper split's sum (their
+//! factor is the merged one), via a per-split correction.
 
 use serde::Serialize;
 use train_batch::gbdt::{Booster, Child, Tree};
@@ -36,21 +47,8 @@ pub struct FeatureContribution {
     pub contribution: f64,
 }
 
-/// One element of the path of unique features from the root to the current node.
-#[derive(Debug, Clone, Copy, Default)]
-struct PathElement {
-    /// Feature index; `usize::MAX` for the root's placeholder element.
-    feature: usize,
-    /// Share of the paths that reach here when the feature is not in the coalition (cover ratio).
-    zero_fraction: f64,
-    /// 1 when the row's value follows this path, 0 when it does not (a single row is explained).
-    one_fraction: f64,
-    /// Weight of coalitions of each size, the polynomial Algorithm 2 keeps up to date.
-    pweight: f64,
-}
-
 /// Reusable TreeSHAP state for one model: its trees in a compact form with the cover fractions
-/// precomputed, the expected value, and path buffers sized for its deepest tree.
+/// precomputed, the expected value, each tree's quadrature, and buffers sized for its deepest tree.
 #[derive(Debug, Clone)]
 pub struct Explainer {
     num_features: usize,
@@ -59,10 +57,11 @@ pub struct Explainer {
     nodes: Vec<FlatNode>,
     /// Leaf values of those trees.
     leaf_values: Vec<f64>,
-    /// Each such tree's root (an index into `nodes`).
+    /// Each such tree's root (an index into `nodes`) and its number of quadrature points.
     roots: Vec<u32>,
-    /// Room for every recursion level's copy of the path: (D+2)(D+3)/2 elements, as SHAP allocates.
-    path: Vec<PathElement>,
+    points: Vec<usize>,
+    /// Gauss–Legendre rules on [0, 1]: `rules[m - 1]` has `m` points, padded.
+    rules: Vec<Rule>,
     scratch: Scratch,
 }
 
@@ -84,48 +83,53 @@ struct FlatNode {
 /// Marks a [`FlatNode`] child as a leaf.
 const LEAF: u32 = 1 << 31;
 
-/// Per-leaf work arrays, sized for the deepest tree, so leaves allocate nothing.
-#[derive(Debug, Clone)]
-struct Scratch {
-    /// `inv[k] = 1 / k` (k ≥ 1): turns the algorithm's divisions by small integers into products.
-    inv: Vec<f64>,
-    /// Features and zero fractions of the path elements the row follows (one_fraction = 1).
-    hot_feature: Vec<usize>,
-    hot_zero: Vec<f64>,
-    /// Per hot element: the running `next_one_portion` and the unwound path sum.
-    next_one: Vec<f64>,
-    total: Vec<f64>,
+/// Quadrature points are handled in groups of this many (a multiple of the vector width).
+const LANES: usize = 4;
+
+/// One feature on the path from the root to the current node, with its merged fractions.
+#[derive(Debug, Clone, Copy)]
+struct PathFeature {
+    feature: usize,
+    /// Product of the path's cover shares at this feature's splits (its factor with the feature absent).
+    zero: f64,
+    /// 1 when the row follows the path at all of them, else 0 (its factor with the feature present).
+    one: f64,
 }
 
-impl Scratch {
-    fn new(max_depth: usize) -> Self {
-        let inv = (0..max_depth + 2).map(|k| if k == 0 { 0.0 } else { 1.0 / k as f64 }).collect();
-        let zeros = vec![0.0; max_depth + 1];
-        Scratch {
-            inv,
-            hot_feature: vec![0; max_depth + 1],
-            hot_zero: zeros.clone(),
-            next_one: zeros.clone(),
-            total: zeros,
-        }
-    }
+/// A quadrature rule on [0, 1], padded to whole [`LANES`] with points of weight 0, which add exactly
+/// 0 (every factor there is positive), so the loops over points run in whole vectors.
+#[derive(Debug, Clone)]
+struct Rule {
+    t: Vec<f64>,
+    w: Vec<f64>,
+}
+
+/// Buffers of the recursion, sized for the deepest tree and its number of points, so explaining
+/// allocates nothing. Level `l`'s values at the quadrature points lie at `[l * m, (l + 1) * m)`.
+#[derive(Debug, Clone)]
+struct Scratch {
+    /// The path's features; a feature split again is pushed again, and the last one is current.
+    path: Vec<PathFeature>,
+    /// Per level: the product of the path's factors at each point.
+    product: Vec<f64>,
+    /// Per level: Σ leaf value × product at the leaf, over the leaves below.
+    below: Vec<f64>,
+    /// Per path entry: the `below` of the subtrees where its feature is split again.
+    resplit: Vec<f64>,
 }
 
 impl Explainer {
-    /// Prepares explanations of `booster`: one pass over its nodes for the compact trees, the
-    /// expected value and the depth.
+    /// Prepares explanations of `booster`: one pass over its nodes for the compact trees and the
+    /// expected value.
     ///
     /// # Panics
     /// If the model has 2³¹ or more nodes or leaves in all.
     pub fn new(booster: &Booster) -> Self {
         let mut weights = Vec::new();
-        let mut depths = Vec::new();
         let mut expected_value = booster.base_score();
-        let mut max_depth = 0;
         let (mut nodes, mut leaf_values, mut roots) = (Vec::new(), Vec::new(), Vec::new());
         for tree in booster.trees() {
             expected_value += tree_expected_value(tree, &mut weights);
-            max_depth = max_depth.max(tree_depth(tree, &mut depths));
             if tree.nodes().is_empty() {
                 // A single leaf is all expected value.
                 continue;
@@ -151,29 +155,51 @@ impl Explainer {
             }
             leaf_values.extend(tree.leaves().iter().map(|l| l.value));
         }
-        Self::assemble(booster.num_features(), expected_value, nodes, leaf_values, roots, max_depth)
+        Self::assemble(booster.num_features(), expected_value, nodes, leaf_values, roots)
     }
 
-    /// An explainer over compact trees, with path buffers sized for `max_depth`.
+    /// An explainer over compact trees (children after their parents, every index in range): each
+    /// tree's depth gives its quadrature, the deepest one the buffers.
     fn assemble(
         num_features: usize,
         expected_value: f64,
         nodes: Vec<FlatNode>,
         leaf_values: Vec<f64>,
         roots: Vec<u32>,
-        max_depth: usize,
     ) -> Self {
-        // Room for every recursion level's copy of the path: (D+2)(D+3)/2 elements, as SHAP allocates.
-        let len = (max_depth + 2) * (max_depth + 3) / 2;
-        Explainer {
-            num_features,
-            expected_value,
-            nodes,
-            leaf_values,
-            roots,
-            path: vec![PathElement::default(); len],
-            scratch: Scratch::new(max_depth),
-        }
+        let mut stack = Vec::new();
+        let points: Vec<usize> = roots
+            .iter()
+            .map(|&root| {
+                // Splits on the longest root-to-leaf path; a product over at most that many
+                // features, less one, has degree < depth: ⌈depth / 2⌉ points integrate it exactly.
+                let mut depth: usize = 0;
+                stack.push((root, 1));
+                while let Some((id, d)) = stack.pop() {
+                    depth = depth.max(d);
+                    let n = &nodes[id as usize];
+                    stack.extend([n.left, n.right].into_iter().filter(|c| c & LEAF == 0).map(|c| (c, d + 1)));
+                }
+                depth.div_ceil(2)
+            })
+            .collect();
+        let most = points.iter().copied().max().unwrap_or(0);
+        let rules: Vec<_> = (1..=most)
+            .map(|m| {
+                let (mut t, mut w) = gauss_legendre(m);
+                t.resize(m.next_multiple_of(LANES), 0.5);
+                w.resize(t.len(), 0.0);
+                Rule { t, w }
+            })
+            .collect();
+        let (levels, stride) = (2 * most + 1, most.next_multiple_of(LANES));
+        let scratch = Scratch {
+            path: Vec::with_capacity(levels),
+            product: vec![0.0; (levels + 1) * stride],
+            below: vec![0.0; (levels + 1) * stride],
+            resplit: vec![0.0; levels * stride],
+        };
+        Explainer { num_features, expected_value, nodes, leaf_values, roots, points, rules, scratch }
     }
 
     /// The model output with no feature known (the SHAP base value).
@@ -197,10 +223,21 @@ impl Explainer {
         let num_features = self.num_features;
         assert!(out.len() >= num_features, "output has {} slots for {num_features} features", out.len());
         out.fill(0.0);
-        let mut walk =
-            Walk { nodes: &self.nodes, leaf_values: &self.leaf_values, row, phi: out, scratch: &mut self.scratch };
-        for &root in &self.roots {
-            walk.recurse(root, &mut self.path, 0, 1.0, 1.0, usize::MAX);
+        for (&root, &m) in self.roots.iter().zip(&self.points) {
+            let Rule { t, w } = &self.rules[m - 1];
+            let m = t.len();
+            let mut walk = Walk {
+                nodes: &self.nodes,
+                leaf_values: &self.leaf_values,
+                row,
+                phi: out,
+                t,
+                w,
+                m,
+                scratch: &mut self.scratch,
+            };
+            walk.scratch.product[..m].fill(1.0);
+            walk.visit(root, 0);
         }
         self.expected_value
     }
@@ -356,66 +393,40 @@ impl Explainer {
         if roots.iter().any(|&i| i as usize >= n_nodes) {
             return None;
         }
-        // Depth from the nodes themselves (children follow parents), never from what the bytes claim.
-        let mut depth = vec![1usize; n_nodes];
-        let mut max_depth = 0;
-        for k in 0..n_nodes {
-            max_depth = max_depth.max(depth[k]);
-            for c in [nodes[k].left, nodes[k].right] {
-                if c & LEAF == 0 {
-                    depth[c as usize] = depth[c as usize].max(depth[k] + 1);
-                }
-            }
-        }
-        Some(Self::assemble(num_features, expected_value, nodes, leaf_values, roots, max_depth))
+        // Depths come from the nodes themselves (children follow parents), never from what the bytes claim.
+        Some(Self::assemble(num_features, expected_value, nodes, leaf_values, roots))
     }
 }
 
-/// Number of split nodes on the longest root-to-leaf path (forward pass, as above).
-fn tree_depth(tree: &Tree, depths: &mut Vec<usize>) -> usize {
-    let nodes = tree.nodes();
-    depths.clear();
-    depths.resize(nodes.len(), 0);
-    let mut max = 0;
-    for (k, node) in nodes.iter().enumerate() {
-        let d = depths[k] + 1;
-        max = max.max(d);
-        for child in [node.left, node.right] {
-            if let Child::Split(j) = child {
-                depths[j as usize] = d;
-            }
-        }
-    }
-    max
-}
-
-/// One tree's TreeSHAP recursion for one row, adding into `phi`.
+/// One tree's recursion for one row, adding into `phi`, with the tree's quadrature rule.
 struct Walk<'t, 'r, 'p, 's> {
     nodes: &'t [FlatNode],
     leaf_values: &'t [f64],
     row: &'r [f64],
     phi: &'p mut [f64],
+    /// Quadrature points and weights on [0, 1], `m` of each (a multiple of [`LANES`]).
+    t: &'t [f64],
+    w: &'t [f64],
+    m: usize,
     scratch: &'s mut Scratch,
 }
 
 impl Walk<'_, '_, '_, '_> {
-    /// Algorithm 2's RECURSE. `buf[..depth]` holds the parent's path; this level's copy of it is
-    /// built at `buf[depth + 1..]`, which the children use in turn (no allocation).
-    fn recurse(&mut self, child: u32, buf: &mut [PathElement], depth: usize, zero: f64, one: f64, feature: usize) {
-        // Neither present nor reachable when absent: nothing below can contribute (and a zero
-        // zero_fraction would divide by zero when unwound).
-        if zero == 0.0 && one == 0.0 {
+    /// Sets `below` of `level` for node `id` (a split, or a leaf with [`LEAF`]) whose path product
+    /// is `product` of `level`, crediting every split below with its features' SHAP values.
+    fn visit(&mut self, id: u32, level: usize) {
+        let m = self.m;
+        let (here, next) = (level * m..(level + 1) * m, (level + 1) * m..(level + 2) * m);
+        let Scratch { path, product, below, .. } = &mut *self.scratch;
+        if id & LEAF != 0 {
+            let value = self.leaf_values[(id & !LEAF) as usize];
+            for (b, p) in below[here.clone()].iter_mut().zip(&product[here]) {
+                *b = value * p;
+            }
             return;
         }
-        let (parent, path) = buf.split_at_mut(depth + 1);
-        path[..depth].copy_from_slice(&parent[..depth]);
-        extend_path(path, depth, zero, one, feature);
-        let mut depth = depth;
-        if child & LEAF != 0 {
-            self.leaf(path, depth, self.leaf_values[(child & !LEAF) as usize]);
-            return;
-        }
-        let node = self.nodes[child as usize];
+        below[here.clone()].fill(0.0);
+        let node = self.nodes[id as usize];
         let feature = node.feature as usize;
         let x = self.row.get(feature).copied().unwrap_or(f64::NAN);
         let goes_left = if x.is_nan() { node.default_left } else { x <= node.threshold };
@@ -424,100 +435,94 @@ impl Walk<'_, '_, '_, '_> {
         } else {
             (node.right, node.left, node.zero_right, node.zero_left)
         };
-        // A feature split again on this path: undo its earlier element and fold its fractions
-        // into this split, so each feature appears once in the path.
-        let (mut incoming_zero, mut incoming_one) = (1.0, 1.0);
-        if let Some(i) = (1..=depth).find(|&i| path[i].feature == feature) {
-            incoming_zero = path[i].zero_fraction;
-            incoming_one = path[i].one_fraction;
-            unwind_path(path, depth, i);
-            depth -= 1;
-        }
-        self.recurse(hot, path, depth + 1, hot_zero * incoming_zero, incoming_one, feature);
-        self.recurse(cold, path, depth + 1, cold_zero * incoming_zero, 0.0, feature);
-    }
-
-    /// Algorithm 2 at a leaf: each path feature's weight with its element unwound (UNWOUNDSUM),
-    /// times (one − zero) × leaf value. A single row has one_fraction 0 or 1 only, which splits
-    /// the work. For an element the row does not follow (one = 0) the unwound sum is
-    /// (d+1)/zero · Σᵢ pweightᵢ/(d−i), so its contribution −(d+1)·v·Σᵢ pweightᵢ/(d−i) is the same
-    /// for all such elements: O(d) once. Elements the row follows (one = 1) each need the O(d)
-    /// recurrence; they run side by side so the independent chains pipeline (and vectorise).
-    fn leaf(&mut self, path: &[PathElement], depth: usize, value: f64) {
-        let Scratch { inv, hot_feature, hot_zero, next_one, total } = &mut *self.scratch;
-        let d1 = (depth + 1) as f64;
-        let inv_d1 = inv[depth + 1];
-        let mut hot = 0;
-        let mut cold = false;
-        for el in &path[1..=depth] {
-            debug_assert!(el.one_fraction == 0.0 || el.one_fraction == 1.0);
-            if el.one_fraction != 0.0 {
-                hot_feature[hot] = el.feature;
-                hot_zero[hot] = el.zero_fraction;
-                hot += 1;
-            } else {
-                cold = true;
+        // A feature split again on this path: its factor becomes the merged one below this split.
+        let earlier = path.iter().rposition(|e| e.feature == feature);
+        for (child, share, follows) in [(hot, hot_zero, 1.0), (cold, cold_zero, 0.0)] {
+            let Scratch { path, product, resplit, .. } = &mut *self.scratch;
+            let (zero, one) = match earlier {
+                Some(e) => (path[e].zero * share, path[e].one * follows),
+                None => (share, follows),
+            };
+            // Neither present nor reachable when absent: every product below is 0.
+            if zero == 0.0 && one == 0.0 {
+                continue;
             }
-        }
-        if cold {
-            let sum: f64 = (0..depth).map(|i| path[i].pweight * inv[depth - i]).sum();
-            let c = -d1 * sum * value;
-            for el in path[1..=depth].iter().filter(|el| el.one_fraction == 0.0) {
-                self.phi[el.feature] += c;
+            let (up, down) = product.split_at_mut(next.start);
+            for ((p, &q), &t) in down[..m].iter_mut().zip(&up[here.clone()]).zip(self.t) {
+                *p = q * (zero + (one - zero) * t);
             }
-        }
-        if hot == 0 {
-            return;
-        }
-        let (zero, next_one, total) = (&hot_zero[..hot], &mut next_one[..hot], &mut total[..hot]);
-        next_one.fill(path[depth].pweight);
-        total.fill(0.0);
-        for i in (0..depth).rev() {
-            let a = d1 * inv[i + 1];
-            let b = (depth - i) as f64 * inv_d1;
-            let p = path[i].pweight;
-            for ((n, t), z) in next_one.iter_mut().zip(total.iter_mut()).zip(zero) {
-                let tmp = *n * a;
-                *t += tmp;
-                *n = p - tmp * z * b;
+            if let Some(e) = earlier {
+                // Never 0: the earlier entry was not (0, 0), or it would not have been visited.
+                let PathFeature { zero: z, one: o, .. } = path[e];
+                for (p, &t) in down[..m].iter_mut().zip(self.t) {
+                    *p /= z + (o - z) * t;
+                }
             }
-        }
-        for ((&f, z), t) in hot_feature[..hot].iter().zip(zero).zip(total.iter()) {
-            self.phi[f] += t * (1.0 - z) * value;
+            let entry = path.len();
+            path.push(PathFeature { feature, zero, one });
+            resplit[entry * m..(entry + 1) * m].fill(0.0);
+            self.visit(child, level + 1);
+            let Scratch { path, below, resplit, .. } = &mut *self.scratch;
+            path.pop();
+            let (above, sub) = below.split_at_mut(next.start);
+            let sub = &sub[..m];
+            if one != zero {
+                // The leaves below whose factor for this feature is this split's (not a lower one's).
+                let own = &resplit[entry * m..(entry + 1) * m];
+                let mut lanes = [0.0; LANES];
+                for k in (0..m).step_by(LANES) {
+                    for (j, lane) in lanes.iter_mut().enumerate() {
+                        let i = k + j;
+                        *lane += self.w[i] * (sub[i] - own[i]) / (zero + (one - zero) * self.t[i]);
+                    }
+                }
+                self.phi[feature] += (one - zero) * lanes.iter().sum::<f64>();
+            }
+            if let Some(e) = earlier {
+                for (r, &b) in resplit[e * m..(e + 1) * m].iter_mut().zip(sub) {
+                    *r += b;
+                }
+            }
+            for (a, &b) in above[here.clone()].iter_mut().zip(sub) {
+                *a += b;
+            }
         }
     }
 }
 
-/// Adds a feature with the given fractions at `path[depth]` and updates the coalition-size weights.
-fn extend_path(path: &mut [PathElement], depth: usize, zero: f64, one: f64, feature: usize) {
-    path[depth] =
-        PathElement { feature, zero_fraction: zero, one_fraction: one, pweight: if depth == 0 { 1.0 } else { 0.0 } };
-    let scale = 1.0 / (depth + 1) as f64;
-    for i in (0..depth).rev() {
-        path[i + 1].pweight += one * path[i].pweight * (i + 1) as f64 * scale;
-        path[i].pweight = zero * path[i].pweight * (depth - i) as f64 * scale;
-    }
-}
-
-/// Removes `path[index]`, inverting [`extend_path`] for it; the path ends at `depth - 1` after.
-fn unwind_path(path: &mut [PathElement], depth: usize, index: usize) {
-    let (one, zero) = (path[index].one_fraction, path[index].zero_fraction);
-    let mut next_one_portion = path[depth].pweight;
-    let d1 = (depth + 1) as f64;
-    for i in (0..depth).rev() {
-        if one != 0.0 {
-            let tmp = path[i].pweight;
-            path[i].pweight = next_one_portion * d1 / ((i + 1) as f64 * one);
-            next_one_portion = tmp - path[i].pweight * zero * (depth - i) as f64 / d1;
-        } else {
-            path[i].pweight = path[i].pweight * d1 / (zero * (depth - i) as f64);
+/// The `m`-point Gauss–Legendre rule on [0, 1] (nodes, weights): exact for polynomials of degree
+/// below `2m`. Nodes are the roots of the Legendre polynomial `P_m`, found by Newton's method from
+/// the usual cosine guesses, in f64 to the last bits.
+fn gauss_legendre(m: usize) -> (Vec<f64>, Vec<f64>) {
+    let (mut nodes, mut weights) = (vec![0.0; m], vec![0.0; m]);
+    let n = m as f64;
+    for i in 0..m.div_ceil(2) {
+        let mut x = (std::f64::consts::PI * (i as f64 + 0.75) / (n + 0.5)).cos();
+        let mut derivative = 1.0;
+        for _ in 0..100 {
+            // P_m(x) and P_m'(x) by the three-term recurrence.
+            let (mut p0, mut p1) = (1.0, x);
+            for k in 2..=m {
+                let k = k as f64;
+                (p0, p1) = (p1, ((2.0 * k - 1.0) * x * p1 - (k - 1.0) * p0) / k);
+            }
+            let p = if m == 1 { x } else { p1 };
+            let p_prev = if m == 1 { 1.0 } else { p0 };
+            derivative = n * (x * p - p_prev) / (x * x - 1.0);
+            let step = p / derivative;
+            x -= step;
+            if step.abs() < 1e-16 {
+                break;
+            }
         }
+        // Symmetric pair on [-1, 1], mapped to [0, 1] (weights halve).
+        let weight = 1.0 / ((1.0 - x * x) * derivative * derivative);
+        nodes[i] = (1.0 - x) / 2.0;
+        nodes[m - 1 - i] = (1.0 + x) / 2.0;
+        weights[i] = weight;
+        weights[m - 1 - i] = weight;
     }
-    for i in index..depth {
-        path[i].feature = path[i + 1].feature;
-        path[i].zero_fraction = path[i + 1].zero_fraction;
-        path[i].one_fraction = path[i + 1].one_fraction;
-    }
+    (nodes, weights)
 }
 
 #[cfg(test)]
@@ -728,6 +733,24 @@ mod tests {
             let row = random_row(&mut rng, 5, 0.25);
             let got = explainer.explain(&row).contributions;
             assert_close(&got, &brute_force(model.trees(), 5, &row), 1e-9);
+        }
+    }
+
+    #[test]
+    fn deep_trees_match_brute_force_shapley() {
+        // Paths of about ten splits over 5 features: many repeats, and quadratures of more points
+        // than one group of lanes.
+        let d = data(3000, 5, 0.1, 8);
+        let model = fit(json!({"num_boost_round": 4, "num_leaves": 60, "min_data_in_leaf": 2, "seed": 3}), &d);
+        let mut explainer = Explainer::new(&model);
+        assert!(explainer.points.iter().any(|&m| m > LANES), "points per tree: {:?}", explainer.points);
+        let mut rng = TestRng(99);
+        for _ in 0..40 {
+            let row = random_row(&mut rng, 5, 0.2);
+            let got = explainer.explain(&row).contributions;
+            assert_close(&got, &brute_force(model.trees(), 5, &row), 1e-9);
+            let total = explainer.expected_value() + got.iter().sum::<f64>();
+            assert!((total - model.predict_raw(&row)).abs() < 1e-9);
         }
     }
 
