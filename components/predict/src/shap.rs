@@ -57,8 +57,9 @@ pub struct Explainer {
     nodes: Vec<FlatNode>,
     /// Leaf values of those trees.
     leaf_values: Vec<f64>,
-    /// Each such tree's root (an index into `nodes`) and its number of quadrature points.
+    /// Each such tree's root (an index into `nodes`).
     roots: Vec<u32>,
+    /// Each such tree's number of quadrature points (before padding).
     points: Vec<usize>,
     /// Gauss–Legendre rules on [0, 1]: `rules[m - 1]` has `m` points, padded.
     rules: Vec<Rule>,
@@ -158,8 +159,9 @@ impl Explainer {
         Self::assemble(booster.num_features(), expected_value, nodes, leaf_values, roots)
     }
 
-    /// An explainer over compact trees (children after their parents, every index in range): each
-    /// tree's depth gives its quadrature, the deepest one the buffers.
+    /// An explainer over compact trees (each tree's nodes contiguous from its root, children after
+    /// their parents, every index in range): each tree's depth gives its quadrature, the deepest
+    /// one the buffers.
     fn assemble(
         num_features: usize,
         expected_value: f64,
@@ -167,21 +169,21 @@ impl Explainer {
         leaf_values: Vec<f64>,
         roots: Vec<u32>,
     ) -> Self {
-        let mut stack = Vec::new();
+        // Splits on the longest path down to each node (children follow their parents).
+        let mut depth = vec![1usize; nodes.len()];
+        for k in 0..nodes.len() {
+            for c in [nodes[k].left, nodes[k].right] {
+                if c & LEAF == 0 {
+                    depth[c as usize] = depth[c as usize].max(depth[k] + 1);
+                }
+            }
+        }
+        // A product over a path's features, less one, has degree below its depth: ⌈depth / 2⌉
+        // points integrate it exactly.
         let points: Vec<usize> = roots
             .iter()
-            .map(|&root| {
-                // Splits on the longest root-to-leaf path; a product over at most that many
-                // features, less one, has degree < depth: ⌈depth / 2⌉ points integrate it exactly.
-                let mut depth: usize = 0;
-                stack.push((root, 1));
-                while let Some((id, d)) = stack.pop() {
-                    depth = depth.max(d);
-                    let n = &nodes[id as usize];
-                    stack.extend([n.left, n.right].into_iter().filter(|c| c & LEAF == 0).map(|c| (c, d + 1)));
-                }
-                depth.div_ceil(2)
-            })
+            .zip(tree_ends(&roots, nodes.len()))
+            .map(|(&root, end)| depth[root as usize..end].iter().max().map_or(1, |d| d.div_ceil(2)))
             .collect();
         let most = points.iter().copied().max().unwrap_or(0);
         let rules: Vec<_> = (1..=most)
@@ -390,12 +392,24 @@ impl Explainer {
         }
         let leaf_values = (0..n_leaves).map(|_| r.f64()).collect::<Option<Vec<_>>>()?;
         let roots = (0..n_roots).map(|_| r.u32()).collect::<Option<Vec<_>>>()?;
-        if roots.iter().any(|&i| i as usize >= n_nodes) {
+        // Each tree's nodes run from its root to the next root, and its splits stay among them.
+        let starts_ok = roots.first().is_none_or(|&r| r == 0) && roots.windows(2).all(|w| w[0] < w[1]);
+        if !starts_ok || roots.last().is_some_and(|&r| r as usize >= n_nodes) {
             return None;
         }
-        // Depths come from the nodes themselves (children follow parents), never from what the bytes claim.
+        for (&root, end) in roots.iter().zip(tree_ends(&roots, n_nodes)) {
+            let inside = |c: u32| c & LEAF != 0 || (c as usize) < end;
+            if !nodes[root as usize..end].iter().all(|n| inside(n.left) && inside(n.right)) {
+                return None;
+            }
+        }
         Some(Self::assemble(num_features, expected_value, nodes, leaf_values, roots))
     }
+}
+
+/// Where each tree's nodes end: at the next tree's root, the last at `n_nodes`.
+fn tree_ends(roots: &[u32], n_nodes: usize) -> impl Iterator<Item = usize> + '_ {
+    roots.iter().skip(1).map(|&r| r as usize).chain([n_nodes])
 }
 
 /// One tree's recursion for one row, adding into `phi`, with the tree's quadrature rule.
@@ -580,6 +594,10 @@ mod tests {
         let first_left = 4 + 16 + 8 + 24 + 4;
         looped[first_left..first_left + 4].copy_from_slice(&0u32.to_le_bytes());
         assert!(Explainer::from_bytes(&looped).is_none());
+        // ... and one pointing into the next tree would read that tree with this tree's quadrature.
+        let mut crossed = bytes.clone();
+        crossed[first_left..first_left + 4].copy_from_slice(&a.roots[1].to_le_bytes());
+        assert!(Explainer::from_bytes(&crossed).is_none());
     }
 
     fn fit(p: Value, d: &Dataset) -> Booster {
