@@ -744,7 +744,7 @@ mod tests {
             }
             found
         });
-        assert!(repeated, "no path reuses a feature; the test would not cover unwinding");
+        assert!(repeated, "no path reuses a feature; the test would not cover merged factors");
         let mut explainer = Explainer::new(&model);
         let mut rng = TestRng(1234);
         for _ in 0..60 {
