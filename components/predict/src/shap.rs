@@ -239,7 +239,12 @@ impl Explainer {
                 scratch: &mut self.scratch,
             };
             walk.scratch.product[..m].fill(1.0);
-            walk.visit(root, 0);
+            // Trees of depth ≤ 8 (one group of points) or ≤ 16 get loops of a fixed length.
+            match m / LANES {
+                1 => walk.visit::<1>(root, 0),
+                2 => walk.visit::<2>(root, 0),
+                _ => walk.visit::<0>(root, 0),
+            }
         }
         self.expected_value
     }
@@ -428,8 +433,10 @@ struct Walk<'t, 'r, 'p, 's> {
 impl Walk<'_, '_, '_, '_> {
     /// Sets `below` of `level` for node `id` (a split, or a leaf with [`LEAF`]) whose path product
     /// is `product` of `level`, crediting every split below with its features' SHAP values.
-    fn visit(&mut self, id: u32, level: usize) {
-        let m = self.m;
+    /// `GROUPS` is the number of point groups (`m / LANES`) when known at compile time, else 0.
+    fn visit<const GROUPS: usize>(&mut self, id: u32, level: usize) {
+        let m = if GROUPS == 0 { self.m } else { GROUPS * LANES };
+        debug_assert_eq!(m, self.m);
         let (here, next) = (level * m..(level + 1) * m, (level + 1) * m..(level + 2) * m);
         let Scratch { path, product, below, .. } = &mut *self.scratch;
         if id & LEAF != 0 {
@@ -475,7 +482,7 @@ impl Walk<'_, '_, '_, '_> {
             let entry = path.len();
             path.push(PathFeature { feature, zero, one });
             resplit[entry * m..(entry + 1) * m].fill(0.0);
-            self.visit(child, level + 1);
+            self.visit::<GROUPS>(child, level + 1);
             let Scratch { path, below, resplit, .. } = &mut *self.scratch;
             path.pop();
             let (above, sub) = below.split_at_mut(next.start);
@@ -769,6 +776,26 @@ mod tests {
             assert_close(&got, &brute_force(model.trees(), 5, &row), 1e-9);
             let total = explainer.expected_value() + got.iter().sum::<f64>();
             assert!((total - model.predict_raw(&row)).abs() < 1e-9);
+        }
+        // A staircase of 20 splits over 3 features (each split 6–7 times on the long path): a rule of
+        // 10 points, more than the lengths the recursion is compiled for.
+        let depth = 20;
+        let (nodes, leaves): (Vec<Value>, Vec<Value>) = (0..depth)
+            .map(|k| {
+                let right = if k + 1 < depth { json!({"split": k + 1}) } else { json!({"leaf": depth}) };
+                let count = 10 + 5 * (depth - 1 - k) as u64;
+                let threshold = 0.04 * k as f64 + 0.1 * (k % 3) as f64;
+                (split(k % 3, threshold, k % 2 == 0, json!({"leaf": k}), right, count), leaf((k as f64).sin(), 5))
+            })
+            .unzip();
+        let leaves: Vec<Value> = leaves.into_iter().chain([leaf(1.5, 5)]).collect();
+        let stairs = booster(json!([{"nodes": nodes, "leaves": leaves}]), 3, 0.0);
+        let mut explainer = Explainer::new(&stairs);
+        assert_eq!(explainer.points, [10]);
+        for _ in 0..40 {
+            let row = random_row(&mut rng, 3, 0.2);
+            let got = explainer.explain(&row).contributions;
+            assert_close(&got, &brute_force(stairs.trees(), 3, &row), 1e-9);
         }
     }
 
