@@ -513,7 +513,7 @@ impl Walk<'_, '_, '_, '_> {
 
 /// The `m`-point Gauss–Legendre rule on [0, 1] (nodes, weights): exact for polynomials of degree
 /// below `2m`. Nodes are the roots of the Legendre polynomial `P_m`, found by Newton's method from
-/// the usual cosine guesses, in f64 to the last bits.
+/// the usual cosine guesses, to f64 precision.
 fn gauss_legendre(m: usize) -> (Vec<f64>, Vec<f64>) {
     let (mut nodes, mut weights) = (vec![0.0; m], vec![0.0; m]);
     let n = m as f64;
