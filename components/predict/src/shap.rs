@@ -378,11 +378,14 @@ impl Explainer {
         if r.0.len() != n_nodes * NODE_BYTES + n_leaves * 8 + n_roots * 4 {
             return None;
         }
+        // Fixed-size records from here on (the length is checked): sliced, not read field by field.
+        let (node_bytes, rest) = r.0.split_at(n_nodes * NODE_BYTES);
+        let (leaf_bytes, root_bytes) = rest.split_at(n_leaves * 8);
         let mut nodes = Vec::with_capacity(n_nodes);
-        for k in 0..n_nodes {
-            let (threshold, zero_left, zero_right) = (r.f64()?, r.f64()?, r.f64()?);
-            let (feature, left, right) = (r.u32()?, r.u32()?, r.u32()?);
-            let default_left = r.take::<1>()?[0] != 0;
+        for (k, b) in node_bytes.chunks_exact(NODE_BYTES).enumerate() {
+            let f64_at = |at: usize| f64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"));
+            let u32_at = |at: usize| u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"));
+            let (feature, left, right) = (u32_at(24), u32_at(28), u32_at(32));
             let child_ok = |c: u32| {
                 if c & LEAF != 0 {
                     ((c & !LEAF) as usize) < n_leaves
@@ -393,10 +396,13 @@ impl Explainer {
             if (feature as usize) >= num_features || !child_ok(left) || !child_ok(right) {
                 return None;
             }
+            let (threshold, zero_left, zero_right, default_left) = (f64_at(0), f64_at(8), f64_at(16), b[36] != 0);
             nodes.push(FlatNode { threshold, zero_left, zero_right, feature, left, right, default_left });
         }
-        let leaf_values = (0..n_leaves).map(|_| r.f64()).collect::<Option<Vec<_>>>()?;
-        let roots = (0..n_roots).map(|_| r.u32()).collect::<Option<Vec<_>>>()?;
+        let leaf_values =
+            leaf_bytes.chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes"))).collect();
+        let roots: Vec<u32> =
+            root_bytes.chunks_exact(4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes"))).collect();
         // Each tree's nodes run from its root to the next root, and its splits stay among them.
         let starts_ok = roots.first().is_none_or(|&r| r == 0) && roots.windows(2).all(|w| w[0] < w[1]);
         if !starts_ok || roots.last().is_some_and(|&r| r as usize >= n_nodes) {
