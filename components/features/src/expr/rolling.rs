@@ -314,15 +314,18 @@ fn flag_means(x: &[f64], windows: &[Window], mean: bool) -> Option<Vec<Vec<f64>>
     }
     let cols = windows.iter().map(|w| {
         let w = w.size();
+        let head = w.min(x.len());
         let mut out = column(x.len());
-        let mut k = 0.0;
-        for i in 0..x.len() {
-            k += x[i];
-            if i >= w {
-                k -= x[i - w];
-            }
-            let nobs = (i + 1).min(w) as f64;
-            out.push(if mean { k / nobs } else { k });
+        let mut k = 0usize;
+        for (i, &v) in x[..head].iter().enumerate() {
+            k += v as usize;
+            out.push(if mean { k as f64 / (i + 1) as f64 } else { k as f64 });
+        }
+        // Full windows: the value of each count looked up, the same bits as dividing it by `w`.
+        let values: Vec<f64> = (0..=w.min(x.len())).map(|k| if mean { k as f64 / w as f64 } else { k as f64 }).collect();
+        for (&old, &v) in x.iter().zip(&x[head..]) {
+            k = k + v as usize - old as usize;
+            out.push(values[k]);
         }
         out
     });
@@ -473,7 +476,29 @@ fn arg_extreme(x: &[f64], windows: &[Window], beats: impl Fn(f64, f64) -> bool) 
     outs
 }
 
-/// The window's non-NaN values kept sorted; insertion and removal by binary search.
+/// Rolling windows up to this many values are searched by counting rather than by halving: a
+/// branch-free count of a few dozen values beats a binary search's mispredicted branches.
+const COUNTED: usize = 64;
+
+/// How many of the sorted values `v` are below `x`.
+fn below(v: &[f64], x: f64) -> usize {
+    if v.len() <= COUNTED {
+        v.iter().map(|&e| usize::from(e < x)).sum()
+    } else {
+        v.partition_point(|&e| e < x)
+    }
+}
+
+/// How many of the sorted values `v` are at most `x`.
+fn at_most(v: &[f64], x: f64) -> usize {
+    if v.len() <= COUNTED {
+        v.iter().map(|&e| usize::from(e <= x)).sum()
+    } else {
+        v.partition_point(|&e| e <= x)
+    }
+}
+
+/// The window's non-NaN values kept sorted; insertion and removal by counting or binary search.
 #[derive(Default)]
 struct SortedWindow {
     v: Vec<f64>,
@@ -481,12 +506,12 @@ struct SortedWindow {
 
 impl SortedWindow {
     fn insert(&mut self, x: f64) {
-        let at = self.v.partition_point(|&e| e <= x);
+        let at = at_most(&self.v, x);
         self.v.insert(at, x);
     }
 
     fn remove(&mut self, x: f64) {
-        let at = self.v.partition_point(|&e| e < x);
+        let at = below(&self.v, x);
         if at < self.v.len() {
             self.v.remove(at);
         }
@@ -495,11 +520,11 @@ impl SortedWindow {
     /// `insert(new)` then `remove(old)` in one shift of the values between their two positions.
     fn replace(&mut self, old: f64, new: f64) {
         let v = &mut self.v;
-        let r = v.partition_point(|&e| e < old);
+        let r = below(v, old);
         if r >= v.len() {
             return self.insert(new);
         }
-        let a = v.partition_point(|&e| e <= new);
+        let a = at_most(v, new);
         if a > r {
             v.copy_within(r + 1..a, r);
             v[a - 1] = new;
@@ -557,12 +582,7 @@ pub(crate) fn sorted_stats(x: &[f64], w: Window, stats: &[Option<f64>]) -> Vec<V
             col.push(match *stat {
                 Some(q) => quantile_of(v, q),
                 None if x[i].is_nan() => f64::NAN,
-                None => {
-                    // The current value is in the window: walk its (usually single) run of ties.
-                    let below = v.partition_point(|&e| e < x[i]);
-                    let at_most = below + v[below..].iter().take_while(|&&e| e <= x[i]).count();
-                    rank_pct(below, at_most, v.len())
-                }
+                None => rank_pct(below(v, x[i]), at_most(v, x[i]), v.len()),
             });
         }
     });
@@ -633,7 +653,7 @@ pub fn rank(x: &[f64], w: Window) -> Vec<f64> {
                 return f64::NAN;
             }
             let v = &win.v;
-            pct(v.partition_point(|&e| e < cur), v.partition_point(|&e| e <= cur), v.len())
+            pct(below(v, cur), at_most(v, cur), v.len())
         }),
     }
 }
@@ -1290,18 +1310,13 @@ mod lanes {
         (0..n).map(|_| column(len)).collect()
     }
 
-    /// Appends the lanes of `v` to `vals`.
+    /// Appends lane `k` of `v` to `cols[k]`, for each of the (at most [`LANES`]) columns: one
+    /// sequential stream per column, with no interleaved buffer to take apart afterwards.
     #[target_feature(enable = "avx")]
     #[inline]
-    fn push(vals: &mut Vec<f64>, v: V) {
-        vals.extend_from_slice(&store(v));
-    }
-
-    /// Appends lane `k` of each row of `vals` (`LANES` values a row) to `outs[k]`.
-    fn unlace(vals: &[f64], outs: &mut [Vec<f64>]) {
-        for (k, out) in outs.iter_mut().enumerate().take(LANES) {
-            // `k % LANES` (= k) lets the compiler drop the bounds check.
-            out.extend(vals.chunks_exact(LANES).map(|l| l[k % LANES]));
+    fn push(cols: &mut [Vec<f64>], v: V) {
+        for (col, x) in cols.iter_mut().zip(store(v)) {
+            col.push(x);
         }
     }
 
@@ -1312,25 +1327,21 @@ mod lanes {
             let (p, offs) = padded(x, chunk);
             let mut cols = columns(chunk.len(), x.len());
             // SAFETY: `available` holds (the caller checked).
-            let vals = unsafe { slide_means(&p, x, &offs, mean) };
+            unsafe { slide_means(&p, x, &offs, mean, &mut cols) };
             unscratch(p);
-            unlace(&vals, &mut cols);
-            unscratch(vals);
             outs.append(&mut cols);
         }
         outs
     }
 
     #[target_feature(enable = "avx")]
-    fn slide_means(p: &[f64], x: &[f64], offs: &[usize; LANES], mean: bool) -> Vec<f64> {
+    fn slide_means(p: &[f64], x: &[f64], offs: &[usize; LANES], mean: bool, cols: &mut [Vec<f64>]) {
         let mut acc = Kahan::new(x);
-        let mut outs = scratch(x.len() * LANES);
         for (i, &v) in x.iter().enumerate() {
             acc.remove(leaving!(p, i, offs));
             acc.add(v);
-            push(&mut outs, acc.value(mean));
+            push(cols, acc.value(mean));
         }
-        outs
     }
 
     /// `super::vars` of several windows.
@@ -1340,25 +1351,21 @@ mod lanes {
             let (p, offs) = padded(x, chunk);
             let mut cols = columns(chunk.len(), x.len());
             // SAFETY: `available` holds (the caller checked).
-            let vals = unsafe { slide_vars(&p, x, &offs) };
+            unsafe { slide_vars(&p, x, &offs, &mut cols) };
             unscratch(p);
-            unlace(&vals, &mut cols);
-            unscratch(vals);
             outs.append(&mut cols);
         }
         outs
     }
 
     #[target_feature(enable = "avx")]
-    fn slide_vars(p: &[f64], x: &[f64], offs: &[usize; LANES]) -> Vec<f64> {
+    fn slide_vars(p: &[f64], x: &[f64], offs: &[usize; LANES], cols: &mut [Vec<f64>]) {
         let mut acc = Welford::new(x);
-        let mut outs = scratch(x.len() * LANES);
         for (i, &v) in x.iter().enumerate() {
             acc.remove(leaving!(p, i, offs));
             acc.add(v);
-            push(&mut outs, acc.value());
+            push(cols, acc.value());
         }
-        outs
     }
 
     /// `super::masked_moments` of several windows.
@@ -1379,14 +1386,10 @@ mod lanes {
             let var_n = if with_var { n } else { 0 };
             let mut cols = [columns(n, len), columns(var_n, len), columns(var_n, len)];
             // SAFETY: `available` holds (the caller checked).
-            let vals = unsafe { slide_moments([&px, &py, &pp, mx, my, pxy], &offs, with_var) };
+            unsafe { slide_moments([&px, &py, &pp, mx, my, pxy], &offs, &mut cols) };
             unscratch(px);
             unscratch(py);
             unscratch(pp);
-            for (vals, cols) in vals.into_iter().zip(&mut cols) {
-                unlace(&vals, cols);
-                unscratch(vals);
-            }
             let [cov, mut vx, mut vy] = cols;
             vx.resize_with(n, Vec::new);
             vy.resize_with(n, Vec::new);
@@ -1396,13 +1399,14 @@ mod lanes {
     }
 
     /// The loop of `super::masked_moments` in lanes: `s` is the padded x, y and product, then the
-    /// plain ones. Returns the covariances and (`with_var`) variances, [`LANES`] values a row.
+    /// plain ones. Fills the covariance columns and the variance columns of x and y (none when the
+    /// caller wants no variances).
     #[target_feature(enable = "avx")]
-    fn slide_moments(s: [&[f64]; 6], offs: &[usize; LANES], with_var: bool) -> [Vec<f64>; 3] {
+    fn slide_moments(s: [&[f64]; 6], offs: &[usize; LANES], cols: &mut [Vec<Vec<f64>>; 3]) {
         let [px, py, pp, mx, my, pxy] = s;
+        let [cov_out, vx_out, vy_out] = cols;
         let (mut m_xy, mut m_x, mut m_y) = (Kahan::new(pxy), Kahan::new(mx), Kahan::new(my));
         let one = _mm256_set1_pd(1.0);
-        let mut cov_out = scratch(mx.len() * LANES);
         for i in 0..mx.len() {
             m_xy.remove(leaving!(pp, i, offs));
             m_x.remove(leaving!(px, i, offs));
@@ -1419,12 +1423,13 @@ mod lanes {
                     _mm256_div_pd(n, _mm256_sub_pd(n, one)),
                 )
             });
-            push(&mut cov_out, cov);
+            push(cov_out, cov);
         }
         // The variances in passes of their own: fewer live vectors, no spills.
-        let (vx_out, vy_out) =
-            if with_var { (slide_vars(px, mx, offs), slide_vars(py, my, offs)) } else { (Vec::new(), Vec::new()) };
-        [cov_out, vx_out, vy_out]
+        if !vx_out.is_empty() {
+            slide_vars(px, mx, offs, vx_out);
+            slide_vars(py, my, offs, vy_out);
+        }
     }
 }
 
@@ -1589,6 +1594,21 @@ mod tests {
                 assert_eq!((bits(&c), bits(&vx), bits(&vy)), (bits(&c1), bits(&vx1), bits(&vy1)), "{w:?}");
             }
         }
+    }
+
+    #[test]
+    fn counts_of_flags_match_the_kahan_sums_bit_for_bit() {
+        let x: Vec<f64> = (0..300).map(|i| f64::from(u8::from((i * 7919) % 13 < 6))).collect();
+        let windows: Vec<Window> =
+            [1, 5, 7, 60, 299, 300, 301].into_iter().map(Window::Last).chain([Window::Expanding]).collect();
+        let bits = |c: &[f64]| c.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        for mean in [true, false] {
+            let counted = flag_means(&x, &windows, mean).expect("0s and 1s");
+            for (w, col) in windows.iter().zip(counted) {
+                assert_eq!(bits(&col), bits(&slide(&x, *w, KahanSum::new(&x, mean))), "{w:?} {mean}");
+            }
+        }
+        assert!(flag_means(&[0.0, 1.0, 2.0], &windows, true).is_none());
     }
 
     #[test]
