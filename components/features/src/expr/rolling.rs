@@ -322,7 +322,8 @@ fn flag_means(x: &[f64], windows: &[Window], mean: bool) -> Option<Vec<Vec<f64>>
             out.push(if mean { k as f64 / (i + 1) as f64 } else { k as f64 });
         }
         // Full windows: the value of each count looked up, the same bits as dividing it by `w`.
-        let values: Vec<f64> = (0..=w.min(x.len())).map(|k| if mean { k as f64 / w as f64 } else { k as f64 }).collect();
+        let values: Vec<f64> =
+            (0..=w.min(x.len())).map(|k| if mean { k as f64 / w as f64 } else { k as f64 }).collect();
         for (&old, &v) in x.iter().zip(&x[head..]) {
             k = k + v as usize - old as usize;
             out.push(values[k]);
@@ -482,20 +483,12 @@ const COUNTED: usize = 64;
 
 /// How many of the sorted values `v` are below `x`.
 fn below(v: &[f64], x: f64) -> usize {
-    if v.len() <= COUNTED {
-        v.iter().map(|&e| usize::from(e < x)).sum()
-    } else {
-        v.partition_point(|&e| e < x)
-    }
+    if v.len() <= COUNTED { v.iter().map(|&e| usize::from(e < x)).sum() } else { v.partition_point(|&e| e < x) }
 }
 
 /// How many of the sorted values `v` are at most `x`.
 fn at_most(v: &[f64], x: f64) -> usize {
-    if v.len() <= COUNTED {
-        v.iter().map(|&e| usize::from(e <= x)).sum()
-    } else {
-        v.partition_point(|&e| e <= x)
-    }
+    if v.len() <= COUNTED { v.iter().map(|&e| usize::from(e <= x)).sum() } else { v.partition_point(|&e| e <= x) }
 }
 
 /// The window's non-NaN values kept sorted; insertion and removal by counting or binary search.
@@ -1593,6 +1586,24 @@ mod tests {
                 let (c1, vx1, vy1) = masked_moments(&mx, &my, &pxy, *w, with_var);
                 assert_eq!((bits(&c), bits(&vx), bits(&vy)), (bits(&c1), bits(&vx1), bits(&vy1)), "{w:?}");
             }
+        }
+    }
+
+    #[test]
+    fn shared_sorted_windows_match_rank_and_sorting_each_window() {
+        // Many ties, NaN gaps, and windows both shorter and longer than the counted-search limit.
+        let mut x: Vec<f64> = (0..400).map(|i| ((i * 37) % 11) as f64 - 3.0).collect();
+        x[40..45].fill(NAN);
+        for w in [Window::Last(5), Window::Last(60), Window::Last(100), Window::Expanding] {
+            let [r, q] = <[Vec<f64>; 2]>::try_from(sorted_stats(&x, w, &[None, Some(0.8)])).expect("two columns");
+            let bits = |c: &[f64]| c.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&r), bits(&rank(&x, w)), "{w:?}");
+            let sorted_each = (0..x.len()).map(|i| {
+                let mut v: Vec<f64> = x[start(i, w.size())..=i].iter().copied().filter(|v| !v.is_nan()).collect();
+                v.sort_by(f64::total_cmp);
+                quantile_of(&v, 0.8)
+            });
+            assert_eq!(bits(&q), sorted_each.map(f64::to_bits).collect::<Vec<_>>(), "{w:?}");
         }
     }
 
