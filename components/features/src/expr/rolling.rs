@@ -481,14 +481,13 @@ fn arg_extreme(x: &[f64], windows: &[Window], beats: impl Fn(f64, f64) -> bool) 
 /// branch-free count of a few dozen values beats a binary search's mispredicted branches.
 const COUNTED: usize = 64;
 
-/// How many of the sorted values `v` are below `x`.
-fn below(v: &[f64], x: f64) -> usize {
-    if v.len() <= COUNTED { v.iter().map(|&e| usize::from(e < x)).sum() } else { v.partition_point(|&e| e < x) }
-}
-
-/// How many of the sorted values `v` are at most `x`.
-fn at_most(v: &[f64], x: f64) -> usize {
-    if v.len() <= COUNTED { v.iter().map(|&e| usize::from(e <= x)).sum() } else { v.partition_point(|&e| e <= x) }
+/// How many of the sorted values `v` are below `lo`, and how many are at most `hi`, in one pass.
+fn below_and_at_most(v: &[f64], lo: f64, hi: f64) -> (usize, usize) {
+    if v.len() <= COUNTED {
+        v.iter().fold((0, 0), |(b, a), &e| (b + usize::from(e < lo), a + usize::from(e <= hi)))
+    } else {
+        (v.partition_point(|&e| e < lo), v.partition_point(|&e| e <= hi))
+    }
 }
 
 /// The window's non-NaN values kept sorted; insertion and removal by counting or binary search.
@@ -499,12 +498,12 @@ struct SortedWindow {
 
 impl SortedWindow {
     fn insert(&mut self, x: f64) {
-        let at = at_most(&self.v, x);
+        let at = below_and_at_most(&self.v, x, x).1;
         self.v.insert(at, x);
     }
 
     fn remove(&mut self, x: f64) {
-        let at = below(&self.v, x);
+        let at = below_and_at_most(&self.v, x, x).0;
         if at < self.v.len() {
             self.v.remove(at);
         }
@@ -513,11 +512,10 @@ impl SortedWindow {
     /// `insert(new)` then `remove(old)` in one shift of the values between their two positions.
     fn replace(&mut self, old: f64, new: f64) {
         let v = &mut self.v;
-        let r = below(v, old);
+        let (r, a) = below_and_at_most(v, old, new);
         if r >= v.len() {
             return self.insert(new);
         }
-        let a = at_most(v, new);
         if a > r {
             v.copy_within(r + 1..a, r);
             v[a - 1] = new;
@@ -575,7 +573,10 @@ pub(crate) fn sorted_stats(x: &[f64], w: Window, stats: &[Option<f64>]) -> Vec<V
             col.push(match *stat {
                 Some(q) => quantile_of(v, q),
                 None if x[i].is_nan() => f64::NAN,
-                None => rank_pct(below(v, x[i]), at_most(v, x[i]), v.len()),
+                None => {
+                    let (below, at_most) = below_and_at_most(v, x[i], x[i]);
+                    rank_pct(below, at_most, v.len())
+                }
             });
         }
     });
@@ -584,6 +585,10 @@ pub(crate) fn sorted_stats(x: &[f64], w: Window, stats: &[Option<f64>]) -> Vec<V
 
 /// pandas' own arithmetic for the average of ranks `below + 1 ..= at_most`, then / count.
 fn rank_pct(below: usize, at_most: usize, n: usize) -> f64 {
+    if at_most == below + 1 {
+        // No ties: the formula below reduces to `at_most / n` exactly (integers below 2^53).
+        return at_most as f64 / n as f64;
+    }
     let (hi, lo) = (at_most as f64, below as f64 + 1.0);
     ((hi * (hi + 1.0) / 2.0) - ((lo - 1.0) * lo / 2.0)) / (hi - lo + 1.0) / n as f64
 }
@@ -646,7 +651,8 @@ pub fn rank(x: &[f64], w: Window) -> Vec<f64> {
                 return f64::NAN;
             }
             let v = &win.v;
-            pct(below(v, cur), at_most(v, cur), v.len())
+            let (below, at_most) = below_and_at_most(v, cur, cur);
+            pct(below, at_most, v.len())
         }),
     }
 }
