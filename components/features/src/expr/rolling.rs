@@ -481,13 +481,21 @@ fn arg_extreme(x: &[f64], windows: &[Window], beats: impl Fn(f64, f64) -> bool) 
 /// branch-free count of a few dozen values beats a binary search's mispredicted branches.
 const COUNTED: usize = 64;
 
-/// How many of the sorted values `v` are below `lo`, and how many are at most `hi`, in one pass.
-fn below_and_at_most(v: &[f64], lo: f64, hi: f64) -> (usize, usize) {
+/// How many of the sorted values `v` are below `old`, below `new` and at most `new`, in one pass.
+fn counts(v: &[f64], old: f64, new: f64) -> (usize, usize, usize) {
     if v.len() <= COUNTED {
-        v.iter().fold((0, 0), |(b, a), &e| (b + usize::from(e < lo), a + usize::from(e <= hi)))
+        v.iter().fold((0, 0, 0), |(r, b, a), &e| {
+            (r + usize::from(e < old), b + usize::from(e < new), a + usize::from(e <= new))
+        })
     } else {
-        (v.partition_point(|&e| e < lo), v.partition_point(|&e| e <= hi))
+        (v.partition_point(|&e| e < old), v.partition_point(|&e| e < new), v.partition_point(|&e| e <= new))
     }
+}
+
+/// How many of the sorted values `v` are below `x`, and how many are at most `x`.
+fn below_and_at_most(v: &[f64], x: f64) -> (usize, usize) {
+    let (_, below, at_most) = counts(v, x, x);
+    (below, at_most)
 }
 
 /// The window's non-NaN values kept sorted; insertion and removal by counting or binary search.
@@ -496,23 +504,30 @@ struct SortedWindow {
     v: Vec<f64>,
 }
 
+/// A value's place among the window's values: how many are below it and how many at most it
+/// (itself included), what [`rank_pct`] needs.
+type Place = (usize, usize);
+
 impl SortedWindow {
-    fn insert(&mut self, x: f64) {
-        let at = below_and_at_most(&self.v, x, x).1;
-        self.v.insert(at, x);
+    /// Adds `x`, returning its [`Place`].
+    fn insert(&mut self, x: f64) -> Place {
+        let (below, at_most) = below_and_at_most(&self.v, x);
+        self.v.insert(at_most, x);
+        (below, at_most + 1)
     }
 
     fn remove(&mut self, x: f64) {
-        let at = below_and_at_most(&self.v, x, x).0;
+        let at = below_and_at_most(&self.v, x).0;
         if at < self.v.len() {
             self.v.remove(at);
         }
     }
 
-    /// `insert(new)` then `remove(old)` in one shift of the values between their two positions.
-    fn replace(&mut self, old: f64, new: f64) {
+    /// `insert(new)` then `remove(old)` in one shift of the values between their two positions,
+    /// returning the [`Place`] of `new`, counted in the same pass.
+    fn replace(&mut self, old: f64, new: f64) -> Place {
         let v = &mut self.v;
-        let (r, a) = below_and_at_most(v, old, new);
+        let (r, below, a) = counts(v, old, new);
         if r >= v.len() {
             return self.insert(new);
         }
@@ -523,28 +538,33 @@ impl SortedWindow {
             v.copy_within(a..r, a + 1);
             v[a] = new;
         }
+        (below - usize::from(old < new), a + 1 - usize::from(old <= new))
     }
 
-    /// Slides over `x`, collecting `f` of each window and its row index.
-    fn slide(x: &[f64], w: Window, mut f: impl FnMut(&SortedWindow, usize) -> f64) -> Vec<f64> {
+    /// Slides over `x`, collecting `f` of each window and the current value's [`Place`] in it.
+    fn slide(x: &[f64], w: Window, mut f: impl FnMut(&SortedWindow, Option<Place>) -> f64) -> Vec<f64> {
         let mut out = column(x.len());
-        Self::walk(x, w, |win, i| out.push(f(win, i)));
+        Self::walk(x, w, |win, place| out.push(f(win, place)));
         out
     }
 
-    /// Slides over `x`, handing each window to `f` with the row index.
-    fn walk(x: &[f64], w: Window, mut f: impl FnMut(&SortedWindow, usize)) {
+    /// Slides over `x`, handing each window to `f` with the current value's [`Place`] in it (none
+    /// where the current value is NaN).
+    fn walk(x: &[f64], w: Window, mut f: impl FnMut(&SortedWindow, Option<Place>)) {
         let w = w.size();
         let mut win = SortedWindow::default();
         for i in 0..x.len() {
             let leaving = if i >= w { x[i - w] } else { f64::NAN };
-            match (x[i].is_nan(), leaving.is_nan()) {
-                (false, false) => win.replace(leaving, x[i]),
-                (false, true) => win.insert(x[i]),
-                (true, false) => win.remove(leaving),
-                (true, true) => {}
-            }
-            f(&win, i);
+            let place = match (x[i].is_nan(), leaving.is_nan()) {
+                (false, false) => Some(win.replace(leaving, x[i])),
+                (false, true) => Some(win.insert(x[i])),
+                (true, false) => {
+                    win.remove(leaving);
+                    None
+                }
+                (true, true) => None,
+            };
+            f(&win, place);
         }
     }
 }
@@ -567,16 +587,13 @@ pub fn quantiles(x: &[f64], w: Window, qs: &[f64]) -> Vec<Vec<f64>> {
 pub(crate) fn sorted_stats(x: &[f64], w: Window, stats: &[Option<f64>]) -> Vec<Vec<f64>> {
     let x = prep(x);
     let mut out: Vec<Vec<f64>> = stats.iter().map(|_| column(x.len())).collect();
-    SortedWindow::walk(&x, w, |win, i| {
+    SortedWindow::walk(&x, w, |win, place| {
         let v = &win.v;
         for (col, stat) in out.iter_mut().zip(stats) {
-            col.push(match *stat {
-                Some(q) => quantile_of(v, q),
-                None if x[i].is_nan() => f64::NAN,
-                None => {
-                    let (below, at_most) = below_and_at_most(v, x[i], x[i]);
-                    rank_pct(below, at_most, v.len())
-                }
+            col.push(match (*stat, place) {
+                (Some(q), _) => quantile_of(v, q),
+                (None, Some((below, at_most))) => rank_pct(below, at_most, v.len()),
+                (None, None) => f64::NAN,
             });
         }
     });
@@ -645,15 +662,9 @@ pub fn rank(x: &[f64], w: Window) -> Vec<f64> {
             }));
             out
         }
-        Window::Expanding => SortedWindow::slide(&x, w, |win, i| {
-            let cur = x[i];
-            if cur.is_nan() {
-                return f64::NAN;
-            }
-            let v = &win.v;
-            let (below, at_most) = below_and_at_most(v, cur, cur);
-            pct(below, at_most, v.len())
-        }),
+        Window::Expanding => {
+            SortedWindow::slide(&x, w, |win, place| place.map_or(f64::NAN, |(b, a)| pct(b, a, win.v.len())))
+        }
     }
 }
 
