@@ -458,6 +458,25 @@ fn map(x: &[f64], f: impl Fn(f64) -> f64) -> Vec<f64> {
 
 /// An element-wise binary operator over two operands, one loop per shape (series or constant).
 fn binary(x: &Value<'_>, y: &Value<'_>, f: impl Fn(f64, f64) -> f64) -> Value<'static> {
+    // Most of Alpha158's outputs end in a division by `$close`: 4-wide AVX divisions where the CPU
+    // has them take a third of the element-wise time off (the same IEEE results).
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx") {
+        // SAFETY: the CPU has AVX (checked just above).
+        return unsafe { binary_avx(x, y, f) };
+    }
+    binary_loops(x, y, f)
+}
+
+/// [`binary_loops`] compiled for AVX.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+fn binary_avx(x: &Value<'_>, y: &Value<'_>, f: impl Fn(f64, f64) -> f64) -> Value<'static> {
+    binary_loops(x, y, f)
+}
+
+#[inline(always)]
+fn binary_loops(x: &Value<'_>, y: &Value<'_>, f: impl Fn(f64, f64) -> f64) -> Value<'static> {
     match (x.column(), y.column()) {
         (Some(a), Some(b)) => {
             let mut out = rolling::column(a.len());
