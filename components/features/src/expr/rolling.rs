@@ -1344,13 +1344,40 @@ mod lanes {
         (0..n).map(|_| column(len)).collect()
     }
 
-    /// Appends lane `k` of `v` to `cols[k]`, for each of the (at most [`LANES`]) columns: one
-    /// sequential stream per column, with no interleaved buffer to take apart afterwards.
-    #[target_feature(enable = "avx")]
-    #[inline]
-    fn push(cols: &mut [Vec<f64>], v: V) {
-        for (col, x) in cols.iter_mut().zip(store(v)) {
-            col.push(x);
+    /// Rows of lanes on their way to one column per lane: gathered a block at a time, then
+    /// appended column by column, so the values stay in L1 and each column grows a block at once.
+    struct Block<'a> {
+        rows: [[f64; LANES]; BLOCK],
+        filled: usize,
+        cols: &'a mut [Vec<f64>],
+    }
+
+    /// Rows per [`Block`].
+    const BLOCK: usize = 64;
+
+    impl<'a> Block<'a> {
+        /// A block writing lane `k` to `cols[k]`, for each of the (at most [`LANES`]) columns.
+        fn new(cols: &'a mut [Vec<f64>]) -> Self {
+            Block { rows: [[0.0; LANES]; BLOCK], filled: 0, cols }
+        }
+
+        #[target_feature(enable = "avx")]
+        #[inline]
+        fn push(&mut self, v: V) {
+            self.rows[self.filled % BLOCK] = store(v);
+            self.filled += 1;
+            if self.filled == BLOCK {
+                self.flush();
+            }
+        }
+
+        /// Appends the gathered rows to the columns (called once more after the last row).
+        fn flush(&mut self) {
+            let rows = &self.rows[..self.filled];
+            for (k, col) in self.cols.iter_mut().enumerate() {
+                col.extend(rows.iter().map(|r| r[k % LANES]));
+            }
+            self.filled = 0;
         }
     }
 
@@ -1371,11 +1398,13 @@ mod lanes {
     #[target_feature(enable = "avx")]
     fn slide_means(p: &[f64], x: &[f64], offs: &[usize; LANES], mean: bool, cols: &mut [Vec<f64>]) {
         let mut acc = Kahan::new(x);
+        let mut out = Block::new(cols);
         for (i, &v) in x.iter().enumerate() {
             acc.remove(leaving!(p, i, offs));
             acc.add(v);
-            push(cols, acc.value(mean));
+            out.push(acc.value(mean));
         }
+        out.flush();
     }
 
     /// `super::vars` of several windows.
@@ -1395,11 +1424,13 @@ mod lanes {
     #[target_feature(enable = "avx")]
     fn slide_vars(p: &[f64], x: &[f64], offs: &[usize; LANES], cols: &mut [Vec<f64>]) {
         let mut acc = Welford::new(x);
+        let mut out = Block::new(cols);
         for (i, &v) in x.iter().enumerate() {
             acc.remove(leaving!(p, i, offs));
             acc.add(v);
-            push(cols, acc.value());
+            out.push(acc.value());
         }
+        out.flush();
     }
 
     /// `super::masked_moments` of several windows.
@@ -1441,6 +1472,7 @@ mod lanes {
         let [cov_out, vx_out, vy_out] = cols;
         let (mut m_xy, mut m_x, mut m_y) = (Kahan::new(pxy), Kahan::new(mx), Kahan::new(my));
         let one = _mm256_set1_pd(1.0);
+        let mut out = Block::new(cov_out);
         for i in 0..mx.len() {
             m_xy.remove(leaving!(pp, i, offs));
             m_x.remove(leaving!(px, i, offs));
@@ -1457,8 +1489,9 @@ mod lanes {
                     _mm256_div_pd(n, _mm256_sub_pd(n, one)),
                 )
             });
-            push(cov_out, cov);
+            out.push(cov);
         }
+        out.flush();
         // The variances in passes of their own: fewer live vectors, no spills.
         if !vx_out.is_empty() {
             slide_vars(px, mx, offs, vx_out);
