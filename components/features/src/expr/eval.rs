@@ -7,7 +7,7 @@ use std::borrow::Cow;
 // Keys are small (node ids, names): Fx hashing, not SipHash, which was a tenth of compiling Alpha158.
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
-use super::ops::{Dtype, Kind, OpDef};
+use super::ops::{self, Dtype, Kind, OpDef};
 use super::rolling::{self, Fit};
 use super::{EvalError, Expr, FieldSource, Param, Precision, Span, Window};
 
@@ -504,15 +504,21 @@ fn compute(op: &OpDef, param: Param, a: &[&Value<'_>], rows: usize) -> Value<'st
     };
     match (op.kind, a) {
         (Kind::Unary(f), [x]) => match x.column() {
+            Some(c) if op.name == "Abs" => Value::Owned(map(c, f64::abs)),
             Some(c) => Value::Owned(map(c, f)),
             None => Value::Scalar(f(x.at(0))),
         },
         (Kind::Binary(f), [x, y]) => match op.name {
-            // Arithmetic inlined so the loops vectorise; the same operation as the registry's entry.
+            // Alpha158's element-wise operators inlined, so the loops vectorise instead of calling
+            // through the registry's function pointer; the same operation as the registry's entry.
             "Add" => binary(x, y, |a, b| a + b),
             "Sub" => binary(x, y, |a, b| a - b),
             "Mul" => binary(x, y, |a, b| a * b),
             "Div" => binary(x, y, |a, b| a / b),
+            "Greater" => binary(x, y, ops::greater),
+            "Less" => binary(x, y, ops::less),
+            "Gt" => binary(x, y, |a, b| ops::flag(a > b)),
+            "Lt" => binary(x, y, |a, b| ops::flag(a < b)),
             _ => binary(x, y, f),
         },
         (Kind::Ternary(f), [c, x, y]) => {

@@ -62,7 +62,7 @@ fn truthy(v: f64) -> bool {
 }
 
 /// numpy bool → float.
-fn flag(b: bool) -> f64 {
+pub(super) fn flag(b: bool) -> f64 {
     f64::from(u8::from(b))
 }
 
@@ -78,11 +78,11 @@ fn sign(v: f64) -> f64 {
 }
 
 /// `np.maximum`/`np.minimum` propagate NaN, unlike `f64::max`.
-fn greater(a: f64, b: f64) -> f64 {
+pub(super) fn greater(a: f64, b: f64) -> f64 {
     if a.is_nan() || b.is_nan() { f64::NAN } else { a.max(b) }
 }
 
-fn less(a: f64, b: f64) -> f64 {
+pub(super) fn less(a: f64, b: f64) -> f64 {
     if a.is_nan() || b.is_nan() { f64::NAN } else { a.min(b) }
 }
 
