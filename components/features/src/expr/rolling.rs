@@ -330,22 +330,21 @@ fn flag_means(x: &[f64], windows: &[Window], mean: bool) -> Option<Vec<Vec<f64>>
     if !x.iter().all(|&v| v.to_bits() == 0 || v == 1.0) {
         return None;
     }
+    // `ones[i]`: how many 1s come before row `i`, so a window's count is one subtraction.
+    let mut ones = Vec::with_capacity(x.len() + 1);
+    ones.push(0);
+    ones.extend(x.iter().scan(0usize, |k, &v| {
+        *k += usize::from(v == 1.0);
+        Some(*k)
+    }));
     let cols = windows.iter().map(|w| {
         let w = w.size();
         let head = w.min(x.len());
         let mut out = column(x.len());
-        let mut k = 0usize;
-        for (i, &v) in x[..head].iter().enumerate() {
-            k += v as usize;
-            out.push(if mean { k as f64 / (i + 1) as f64 } else { k as f64 });
-        }
+        out.extend((0..head).map(|i| if mean { ones[i + 1] as f64 / (i + 1) as f64 } else { ones[i + 1] as f64 }));
         // Full windows: the value of each count looked up, the same bits as dividing it by `w`.
-        let values: Vec<f64> =
-            (0..=w.min(x.len())).map(|k| if mean { k as f64 / w as f64 } else { k as f64 }).collect();
-        for (&old, &v) in x.iter().zip(&x[head..]) {
-            k = k + v as usize - old as usize;
-            out.push(values[k]);
-        }
+        let values: Vec<f64> = (0..=head).map(|k| if mean { k as f64 / w as f64 } else { k as f64 }).collect();
+        out.extend(ones[head + 1..].iter().zip(&ones[1..]).map(|(&end, &start)| values[end - start]));
         out
     });
     Some(cols.collect())
