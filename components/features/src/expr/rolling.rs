@@ -1543,6 +1543,40 @@ mod tests {
     }
 
     #[test]
+    fn rolling_extremes_match_a_scan_of_each_window() {
+        // Many ties, single NaNs, and a gap longer than some windows.
+        let mut x: Vec<f64> = (0..300).map(|i| ((i * 7919) % 23) as f64 - 11.0).collect();
+        x[10..14].fill(NAN);
+        x[100] = NAN;
+        x[200..260].fill(NAN);
+        let windows: Vec<Window> =
+            [1, 2, 5, 20, 60, 299, 300, 301].into_iter().map(Window::Last).chain([Window::Expanding]).collect();
+        let bits = |c: &[f64]| c.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        for max in [true, false] {
+            let (vals, idxs) = (extremes(&x, &windows, max), arg_extremes(&x, &windows, max));
+            for ((w, val), idx) in windows.iter().zip(vals).zip(idxs) {
+                let (mut want_val, mut want_idx) = (Vec::new(), Vec::new());
+                for i in 0..x.len() {
+                    let win = &x[start(i, w.size())..=i];
+                    let finite: Vec<f64> = win.iter().copied().filter(|v| !v.is_nan()).collect();
+                    let best = finite.iter().copied().reduce(|a, b| if max { a.max(b) } else { a.min(b) });
+                    want_val.push(best.unwrap_or(NAN));
+                    want_idx.push(match best {
+                        None => NAN,
+                        // numpy's argmax reports the first NaN wherever the extreme is.
+                        Some(b) => {
+                            let first_nan = win.iter().position(|v| v.is_nan());
+                            (first_nan.or_else(|| win.iter().position(|v| *v == b)).unwrap_or(0) + 1) as f64
+                        }
+                    });
+                }
+                assert_eq!(bits(&val), bits(&want_val), "{w:?} max={max}");
+                assert_eq!(bits(&idx), bits(&want_idx), "{w:?} max={max}");
+            }
+        }
+    }
+
+    #[test]
     fn idx_extremes_are_one_based_first_occurrence_and_nan_first() {
         assert!(same(&idxmax(&[1.0, 3.0, 3.0, 2.0], Window::Last(3)), &[1.0, 2.0, 2.0, 1.0]));
         assert!(same(&idxmin(&[2.0, 1.0, 1.0], Window::Last(5)), &[1.0, 2.0, 2.0]));
