@@ -1066,8 +1066,8 @@ mod lanes {
     use super::{Window, column};
 
     thread_local! {
-        /// This module's own buffers (padded inputs, lanes of results), larger than columns:
-        /// kept apart from the column pool so that neither keeps growing the other's buffers.
+        /// This module's own buffers (padded inputs), longer than columns: kept apart from the
+        /// column pool so that neither keeps growing the other's buffers.
         static SCRATCH: RefCell<Vec<Vec<f64>>> = const { RefCell::new(Vec::new()) };
     }
 
