@@ -112,7 +112,11 @@ impl Backend {
                         vec![label.as_str().into(), key.into()],
                     )
                     .await?;
-                Ok(rows.blob(0, "value").map(<[u8]>::to_vec))
+                // The value moves out of the result (cached model plans are hundreds of KB): no copy.
+                match rows.rows.into_iter().next().and_then(|row| row.into_iter().next()) {
+                    Some(SqlValue::Blob(v)) => Ok(Some(v)),
+                    _ => Ok(None),
+                }
             }
             Backend::Redis(m) => {
                 redis::cmd("GET").arg(key).query_async(&mut m.clone()).await.map_err(|e| e.to_string())
@@ -134,10 +138,10 @@ impl Backend {
                     let mut params: Vec<SqlValue> = Vec::with_capacity(chunk.len() + 1);
                     params.push(label.as_str().into());
                     params.extend(chunk.iter().map(|k| SqlValue::from(k.as_str())));
-                    let rows = self.sql(db, &sql, params).await?;
-                    for i in 0..rows.rows.len() {
-                        if let (Some(k), Some(v)) = (rows.text(i, "key"), rows.blob(i, "value")) {
-                            found.insert(k.to_string(), v.to_vec());
+                    for row in self.sql(db, &sql, params).await?.rows {
+                        let mut cells = row.into_iter();
+                        if let (Some(SqlValue::Text(k)), Some(SqlValue::Blob(v))) = (cells.next(), cells.next()) {
+                            found.insert(k, v);
                         }
                     }
                 }
