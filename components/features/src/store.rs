@@ -333,9 +333,9 @@ pub fn bars_from_qlib(s: &BarSeries) -> Vec<Bar> {
 pub enum NamedSet {
     /// A user-defined set of Qlib expressions (boxed: it is far larger than the other variants).
     Expressions(Box<FeatureSet>),
-    /// A built-in set of Qlib expressions: its version is a constant ([`alpha::BUILTIN_VERSIONS`]);
-    /// the set is built (parsed, planned) only when its columns are needed, which a cache hit is not.
-    Builtin { name: &'static str, version: &'static str, set: OnceLock<Box<FeatureSet>> },
+    /// A built-in set of Qlib expressions: its version is a constant ([`alpha::BUILTINS`]); the set
+    /// is built (parsed, planned) only when its columns are needed, which a cache hit is not.
+    Builtin { def: &'static alpha::Builtin, set: OnceLock<Box<FeatureSet>> },
     /// The 47 TA-Lib columns of [`technical_set`].
     Technical,
 }
@@ -346,15 +346,15 @@ impl NamedSet {
         if name == "technical" {
             return Some(NamedSet::Technical);
         }
-        let &(name, version) = alpha::BUILTIN_VERSIONS.iter().find(|(n, _)| *n == name)?;
-        Some(NamedSet::Builtin { name, version, set: OnceLock::new() })
+        let def = alpha::BUILTINS.iter().find(|b| b.name == name)?;
+        Some(NamedSet::Builtin { def, set: OnceLock::new() })
     }
 
     /// The set's name.
     pub fn name(&self) -> &str {
         match self {
             NamedSet::Expressions(s) => s.name(),
-            NamedSet::Builtin { name, .. } => name,
+            NamedSet::Builtin { def, .. } => def.name,
             NamedSet::Technical => "technical",
         }
     }
@@ -363,9 +363,7 @@ impl NamedSet {
     pub fn expressions(&self) -> Option<&FeatureSet> {
         match self {
             NamedSet::Expressions(s) => Some(s),
-            NamedSet::Builtin { name, set, .. } => {
-                Some(set.get_or_init(|| Box::new(alpha::builtin(name).expect("every listed built-in set exists"))))
-            }
+            NamedSet::Builtin { def, set } => Some(set.get_or_init(|| Box::new((def.build)()))),
             NamedSet::Technical => None,
         }
     }
@@ -382,7 +380,7 @@ impl NamedSet {
     pub fn version(&self) -> String {
         match self {
             NamedSet::Expressions(s) => s.version().to_string(),
-            NamedSet::Builtin { version, .. } => version.to_string(),
+            NamedSet::Builtin { def, .. } => def.version.to_string(),
             NamedSet::Technical => {
                 let mut hash = Sha256::new();
                 hash.update(b"stockops-technical/1 (TA-Lib 0.8.1 semantics)");
