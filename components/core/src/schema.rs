@@ -214,10 +214,21 @@ pub const MIGRATIONS: &[Migration] = &[
             )",
         ],
     },
+    Migration {
+        version: 7,
+        name: "serving: the experiment index holds experiment traffic only",
+        statements: &[
+            // Every query on it names an experiment. Indexing every prediction by symbol dirtied a
+            // page per row of a universe-wide request (300 rows: 8 -> 3 ms to log).
+            "DROP INDEX IF EXISTS predictions_experiment",
+            "CREATE INDEX IF NOT EXISTS predictions_experiment ON predictions (experiment, variant, symbol, date) \
+             WHERE experiment IS NOT NULL",
+        ],
+    },
 ];
 
 /// The schema version this build expects.
-pub const LATEST: i64 = 6;
+pub const LATEST: i64 = 7;
 
 const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
     version INTEGER PRIMARY KEY,
