@@ -45,6 +45,8 @@ const UPSERT_BATCH: usize = 100;
 
 /// First bytes of a cached matrix; a different prefix (an older encoding) reads as a miss.
 const CACHE_MAGIC: &[u8; 4] = b"SOF1";
+/// The first bytes of a cached row ([`encode_row`]).
+const ROW_MAGIC: &[u8; 4] = b"SOR1";
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -554,25 +556,32 @@ impl FeatureMatrix {
         Some((expires_at, FeatureMatrix { dates: dates[start..end].to_vec(), names, columns }))
     }
 
-    /// Reads an [`encode`](Self::encode)d single-date matrix as its expiry, date and row of values,
-    /// skipping the names without allocating them (serving reads hundreds of rows a request).
-    fn decode_row(bytes: &[u8]) -> Option<(u64, NaiveDate, Vec<f64>)> {
-        let mut r = Reader { bytes };
-        let (expires_at, rows, cols) = r.header()?;
-        if rows != 1 {
-            return None;
-        }
-        let date = NaiveDate::from_num_days_from_ce_opt(i32::from_le_bytes(r.take(4)?.try_into().ok()?))?;
-        for _ in 0..cols {
-            let len = r.u32()? as usize;
-            r.take(len)?;
-        }
-        if r.bytes.len() != cols.checked_mul(8)? {
-            return None;
-        }
-        let row = r.bytes.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect();
-        Some((expires_at, date, row))
+}
+
+/// One date's row of a set, as serving caches it: magic, expiry (u64), date (days since CE, i32), then the
+/// values (f64); little-endian. No names, unlike a matrix: a universe-wide request reads hundreds of rows.
+fn encode_row(expires_at: u64, date: NaiveDate, values: &[f64]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16 + values.len() * 8);
+    out.extend_from_slice(ROW_MAGIC);
+    out.extend_from_slice(&expires_at.to_le_bytes());
+    out.extend_from_slice(&chrono::Datelike::num_days_from_ce(&date).to_le_bytes());
+    out.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+    out
+}
+
+/// Reads [`encode_row`]'s output as its expiry, date and values; None when malformed.
+fn decode_row(bytes: &[u8]) -> Option<(u64, NaiveDate, Vec<f64>)> {
+    let mut r = Reader { bytes };
+    if r.take(4)? != ROW_MAGIC {
+        return None;
     }
+    let expires_at = u64::from_le_bytes(r.take(8)?.try_into().ok()?);
+    let date = NaiveDate::from_num_days_from_ce_opt(i32::from_le_bytes(r.take(4)?.try_into().ok()?))?;
+    if !r.bytes.len().is_multiple_of(8) {
+        return None;
+    }
+    let row = r.bytes.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect();
+    Some((expires_at, date, row))
 }
 
 /// A cursor over a byte slice.
@@ -636,7 +645,10 @@ pub fn prune_expired(kv: &impl KeyValue, now: u64) -> Result<usize, StorageError
 
 /// The expiry of an encoded entry, reading only its header.
 fn cached_expiry(bytes: &[u8]) -> Option<u64> {
-    Reader { bytes }.header().map(|(expires_at, _, _)| expires_at)
+    match bytes.get(..4)? {
+        magic if magic == ROW_MAGIC => Some(u64::from_le_bytes(bytes.get(4..12)?.try_into().ok()?)),
+        _ => Reader { bytes }.header().map(|(expires_at, _, _)| expires_at),
+    }
 }
 
 /// How a feature request meets the cache.
@@ -769,7 +781,7 @@ pub fn cached_rows(
     kv.get_many_cached(&keys)
         .into_iter()
         .map(|bytes| {
-            let (expires_at, cached_date, row) = FeatureMatrix::decode_row(&bytes?)?;
+            let (expires_at, cached_date, row) = decode_row(&bytes?)?;
             (expires_at > policy.now && cached_date == date).then_some(row)
         })
         .collect()
@@ -808,11 +820,11 @@ pub fn compute_row(
     if computed.last_bar != date {
         return Ok(None);
     }
-    let one = computed.matrix;
+    let row: Vec<f64> = computed.matrix.columns.iter().map(|c| c[0]).collect();
     if policy.writes() {
-        kv.set_cached(&row_key(symbol, set.name(), &set.version(), date), &one.encode(policy.expiry()));
+        kv.set_cached(&row_key(symbol, set.name(), &set.version(), date), &encode_row(policy.expiry(), date, &row));
     }
-    Ok(Some(one.columns.iter().map(|c| c[0]).collect()))
+    Ok(Some(row))
 }
 
 #[cfg(test)]
@@ -846,12 +858,14 @@ mod tests {
         assert_eq!(at, 1234);
         assert!(same(&m, &back));
         assert_eq!(cached_expiry(&bytes), Some(1234));
-        assert!(FeatureMatrix::decode_row(&bytes).is_none(), "three dates are not one row");
-        let one = m.slice(Some(d(2024, 1, 3)), Some(d(2024, 1, 3))).encode(99);
-        let (at, date, row) = FeatureMatrix::decode_row(&one).unwrap();
+        assert!(decode_row(&bytes).is_none(), "a matrix is not a row");
+        let one = encode_row(99, d(2024, 1, 3), &[f64::NAN, 2.0, -0.0]);
+        let (at, date, row) = decode_row(&one).unwrap();
         assert_eq!((at, date), (99, d(2024, 1, 3)));
-        assert!(row[0].is_nan() && row[1] == 2.0);
-        assert!(FeatureMatrix::decode_row(&one[..one.len() - 1]).is_none());
+        assert!(row[0].is_nan() && row[1] == 2.0 && row[2].to_bits() == (-0.0f64).to_bits());
+        assert_eq!(cached_expiry(&one), Some(99));
+        assert!(decode_row(&one[..one.len() - 1]).is_none());
+        assert!(FeatureMatrix::decode(&one, None, None).is_none(), "a row is not a matrix");
         assert!(FeatureMatrix::decode(&bytes[..bytes.len() - 1], None, None).is_none());
         assert!(FeatureMatrix::decode(b"SOF1\0\0", None, None).is_none());
         let mut huge = bytes.clone();
