@@ -641,6 +641,99 @@ impl<'a> TreeReader<'a> {
     }
 }
 
+/// Rows from which a batch decodes and checks every node once ([`FlatTrees`]) before walking: below
+/// this, checking only the nodes the walks visit costs less.
+const FLAT_FROM_ROWS: usize = 32;
+
+/// How a [`FlatNode`] decides: the two forms LightGBM and XGBoost exports use get a single comparison.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Test {
+    /// `x <= t`, NaN false.
+    Leq,
+    /// `x <= t`, NaN true: `!(x > t)`.
+    LeqOrNan,
+    /// Any other mode, through [`Mode::goes_true`].
+    Other,
+    /// A leaf: `value` is its weight when `has_weight`.
+    Leaf,
+}
+
+/// One node of [`FlatTrees`], in one record.
+#[derive(Clone, Copy)]
+struct FlatNode {
+    value: f32,
+    false_child: u32,
+    feature: u16,
+    test: Test,
+    mode: Mode,
+    nan_true: bool,
+    has_weight: bool,
+}
+
+/// The trees of a plan decoded into one record a node, every node checked once (children after their
+/// parent and inside its tree, features inside the row), so a walk needs no checks of its own: a
+/// batch's walks read one record a node instead of four arrays, with no mode decoding.
+struct FlatTrees {
+    roots: Vec<u32>,
+    nodes: Vec<FlatNode>,
+}
+
+impl FlatTrees {
+    fn new(r: &TreeReader, width: usize) -> Result<Self, PlanError> {
+        let roots: Vec<u32> = (0..r.trees).map(|t| r.root(t) as u32).collect();
+        let mut nodes = Vec::with_capacity(r.nodes);
+        for t in 0..r.trees {
+            let end = if t + 1 < r.trees { r.root(t + 1) } else { r.nodes };
+            for i in r.root(t)..end {
+                let flags = r.flags(i);
+                let mode = Mode::from_bits(flags & MODE_MASK).ok_or_else(|| broken(i))?;
+                let nan_true = flags & NAN_TRUE != 0;
+                let (feature, false_child, test) = if mode == Mode::Leaf {
+                    (0, 0, Test::Leaf)
+                } else {
+                    let (feature, false_child) = (r.feature(i), r.false_child(i));
+                    if feature >= width || i + 1 >= end || false_child <= i || false_child >= end {
+                        return Err(broken(i));
+                    }
+                    let test = match (mode, nan_true) {
+                        (Mode::Leq, false) => Test::Leq,
+                        (Mode::Leq, true) => Test::LeqOrNan,
+                        _ => Test::Other,
+                    };
+                    (feature as u16, false_child as u32, test)
+                };
+                nodes.push(FlatNode {
+                    value: r.value(i),
+                    false_child,
+                    feature,
+                    test,
+                    mode,
+                    nan_true,
+                    has_weight: flags & HAS_WEIGHT != 0,
+                });
+            }
+        }
+        Ok(FlatTrees { roots, nodes })
+    }
+
+    /// [`TreeReader::leaf`] on checked nodes.
+    #[inline]
+    fn leaf(&self, t: usize, row: &[f32]) -> Option<f32> {
+        let mut i = self.roots[t] as usize;
+        loop {
+            let n = &self.nodes[i];
+            let x = row[usize::from(n.feature)];
+            let go_true = match n.test {
+                Test::Leq => x <= n.value,
+                Test::LeqOrNan => !(x > n.value),
+                Test::Other => n.mode.goes_true(x, n.value, n.nan_true),
+                Test::Leaf => return n.has_weight.then_some(n.value),
+            };
+            i = if go_true { i + 1 } else { n.false_child as usize };
+        }
+    }
+}
+
 /// A node of unknown mode, or one that reads past the row or links outside its tree: the plan bytes are wrong.
 fn broken(node: usize) -> PlanError {
     PlanError::Format(format!("node {node} has an unknown mode, links outside its tree or reads a missing feature"))
@@ -694,14 +787,30 @@ impl Aggregation {
 /// tree is walked for each of them (the rows' walks are independent, so they overlap).
 const ROW_BLOCK: usize = 16;
 
-/// Scores rows in blocks of [`ROW_BLOCK`]; each row still adds its trees in tree order.
+/// Scores rows by walking the plan bytes, or for a batch its [`FlatTrees`].
 fn score_trees(reader: &TreeReader, layout: &TreeLayout, rows: &[f32], width: usize) -> Result<Vec<f32>, PlanError> {
+    if rows.len() / width >= FLAT_FROM_ROWS {
+        let flat = FlatTrees::new(reader, width)?;
+        score_blocks(layout, rows, width, |t, row| Ok(flat.leaf(t, row)))
+    } else {
+        score_blocks(layout, rows, width, |t, row| reader.leaf(t, row))
+    }
+}
+
+/// Scores rows in blocks of [`ROW_BLOCK`] with `leaf` (tree, row -> the weight reached); each row still
+/// adds its trees in tree order.
+fn score_blocks(
+    layout: &TreeLayout,
+    rows: &[f32],
+    width: usize,
+    leaf: impl Fn(usize, &[f32]) -> Result<Option<f32>, PlanError>,
+) -> Result<Vec<f32>, PlanError> {
     let mut out = Vec::with_capacity(rows.len() / width);
     for block in rows.chunks(ROW_BLOCK * width) {
         let mut acc = [Aggregation::default(); ROW_BLOCK];
         for t in 0..layout.trees {
             for (a, row) in acc.iter_mut().zip(block.chunks_exact(width)) {
-                if let Some(w) = reader.leaf(t, row)? {
+                if let Some(w) = leaf(t, row)? {
                     a.add(layout.aggregate, w);
                 }
             }
