@@ -338,8 +338,10 @@ mod tests {
                 assert!(max_abs_diff(&p, &ort) <= 5e-7, "{name}: {}", max_abs_diff(&p, &ort));
             }
 
-            // A batch walks the trees decoded once, a row alone walks the bytes: the same bits.
-            let batch: Vec<f32> = rows.iter().copied().cycle().take(rows.len() * (64 / f.rows.len() + 1)).collect();
+            // A batch walks the trees decoded once, rows side by side (and the rows left over one by one);
+            // a row alone walks the bytes: the same bits.
+            let batch_rows = f.rows.len() * (64 / f.rows.len() + 1) + 3;
+            let batch: Vec<f32> = rows.iter().copied().cycle().take(batch_rows * f.num_features).collect();
             let one_by_one: Vec<u32> = batch
                 .chunks(f.num_features)
                 .map(|r| plan.predict(r).unwrap()[0].to_bits())

@@ -645,91 +645,74 @@ impl<'a> TreeReader<'a> {
 /// this, checking only the nodes the walks visit costs less.
 const FLAT_FROM_ROWS: usize = 32;
 
-/// How a [`FlatNode`] decides: the two forms LightGBM and XGBoost exports use get a single comparison.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Test {
-    /// `x <= t`, NaN false.
-    Leq,
-    /// `x <= t`, NaN true: `!(x > t)`.
-    LeqOrNan,
-    /// Any other mode, through [`Mode::goes_true`].
-    Other,
-    /// A leaf: `value` is its weight when `has_weight`.
-    Leaf,
-}
-
-/// One node of [`FlatTrees`], in one record.
+/// One node of [`FlatTrees`] in 12 bytes: the plan's fields and flags.
 #[derive(Clone, Copy)]
 struct FlatNode {
     value: f32,
     false_child: u32,
     feature: u16,
-    test: Test,
-    mode: Mode,
-    nan_true: bool,
-    has_weight: bool,
+    flags: u8,
 }
 
-/// The trees of a plan decoded into one record a node, every node checked once (children after their
-/// parent and inside its tree, features inside the row), so a walk needs no checks of its own: a
-/// batch's walks read one record a node instead of four arrays, with no mode decoding.
+/// The trees of a plan whose branches all test `x <= t` (LightGBM's exports and ours), decoded into one
+/// record a node with every node checked once (children after their parent and inside its tree,
+/// features inside the row), so that batches walk them with no checks of their own.
 struct FlatTrees {
     roots: Vec<u32>,
     nodes: Vec<FlatNode>,
 }
 
 impl FlatTrees {
-    fn new(r: &TreeReader, width: usize) -> Result<Self, PlanError> {
+    /// None when a branch tests anything but `x <= t`: such plans are walked in their bytes.
+    fn new(r: &TreeReader, width: usize) -> Result<Option<Self>, PlanError> {
         let roots: Vec<u32> = (0..r.trees).map(|t| r.root(t) as u32).collect();
         let mut nodes = Vec::with_capacity(r.nodes);
         for t in 0..r.trees {
             let end = if t + 1 < r.trees { r.root(t + 1) } else { r.nodes };
             for i in r.root(t)..end {
                 let flags = r.flags(i);
-                let mode = Mode::from_bits(flags & MODE_MASK).ok_or_else(|| broken(i))?;
-                let nan_true = flags & NAN_TRUE != 0;
-                let (feature, false_child, test) = if mode == Mode::Leaf {
-                    (0, 0, Test::Leaf)
-                } else {
-                    let (feature, false_child) = (r.feature(i), r.false_child(i));
-                    if feature >= width || i + 1 >= end || false_child <= i || false_child >= end {
-                        return Err(broken(i));
+                let (feature, false_child) = match Mode::from_bits(flags & MODE_MASK).ok_or_else(|| broken(i))? {
+                    // A leaf links to itself: a walk that reached it stays there.
+                    Mode::Leaf => (0, i as u32),
+                    Mode::Leq => {
+                        let (feature, false_child) = (r.feature(i), r.false_child(i));
+                        if feature >= width || i + 1 >= end || false_child <= i || false_child >= end {
+                            return Err(broken(i));
+                        }
+                        (feature as u16, false_child as u32)
                     }
-                    let test = match (mode, nan_true) {
-                        (Mode::Leq, false) => Test::Leq,
-                        (Mode::Leq, true) => Test::LeqOrNan,
-                        _ => Test::Other,
-                    };
-                    (feature as u16, false_child as u32, test)
+                    _ => return Ok(None),
                 };
-                nodes.push(FlatNode {
-                    value: r.value(i),
-                    false_child,
-                    feature,
-                    test,
-                    mode,
-                    nan_true,
-                    has_weight: flags & HAS_WEIGHT != 0,
-                });
+                nodes.push(FlatNode { value: r.value(i), false_child, feature, flags });
             }
         }
-        Ok(FlatTrees { roots, nodes })
+        Ok(Some(FlatTrees { roots, nodes }))
     }
 
-    /// [`TreeReader::leaf`] on checked nodes.
+    /// The weights that the N rows of `block` (rows of `width` values) from row `first` reach in tree `t`
+    /// ([`TreeReader::leaf`] on checked nodes), the rows walked together: each step takes every row one
+    /// level down (a row at its leaf stays there) and picks children without branching, so the rows'
+    /// walks overlap instead of each waiting on mispredicted branches.
     #[inline]
-    fn leaf(&self, t: usize, row: &[f32]) -> Option<f32> {
-        let mut i = self.roots[t] as usize;
+    fn leaves<const N: usize>(&self, t: usize, block: &[f32], width: usize, first: usize) -> [Option<f32>; N] {
+        let mut at = [self.roots[t] as usize; N];
         loop {
-            let n = &self.nodes[i];
-            let x = row[usize::from(n.feature)];
-            let go_true = match n.test {
-                Test::Leq => x <= n.value,
-                Test::LeqOrNan => !(x > n.value),
-                Test::Other => n.mode.goes_true(x, n.value, n.nan_true),
-                Test::Leaf => return n.has_weight.then_some(n.value),
-            };
-            i = if go_true { i + 1 } else { n.false_child as usize };
+            let mut all_leaves = true;
+            for (k, i) in at.iter_mut().enumerate() {
+                let n = &self.nodes[*i];
+                let leaf = n.flags & MODE_MASK == Mode::Leaf as u8;
+                all_leaves &= leaf;
+                let x = block[(first + k) * width + usize::from(n.feature)];
+                let go_true = !leaf & ((x <= n.value) | ((n.flags & NAN_TRUE != 0) & x.is_nan()));
+                let (on_true, on_false) = (*i + 1, n.false_child as usize);
+                *i = on_false ^ ((on_true ^ on_false) & usize::from(go_true).wrapping_neg());
+            }
+            if all_leaves {
+                return at.map(|i| {
+                    let n = &self.nodes[i];
+                    (n.flags & HAS_WEIGHT != 0).then_some(n.value)
+                });
+            }
         }
     }
 }
@@ -787,35 +770,41 @@ impl Aggregation {
 /// tree is walked for each of them (the rows' walks are independent, so they overlap).
 const ROW_BLOCK: usize = 16;
 
-/// Scores rows by walking the plan bytes, or for a batch its [`FlatTrees`].
-fn score_trees(reader: &TreeReader, layout: &TreeLayout, rows: &[f32], width: usize) -> Result<Vec<f32>, PlanError> {
-    if rows.len() / width >= FLAT_FROM_ROWS {
-        let flat = FlatTrees::new(reader, width)?;
-        score_blocks(layout, rows, width, |t, row| Ok(flat.leaf(t, row)))
-    } else {
-        score_blocks(layout, rows, width, |t, row| reader.leaf(t, row))
-    }
-}
+/// Rows of a batch walked together by [`FlatTrees::leaves`].
+const LANES: usize = 8;
 
-/// Scores rows in blocks of [`ROW_BLOCK`] with `leaf` (tree, row -> the weight reached); each row still
-/// adds its trees in tree order.
-fn score_blocks(
-    layout: &TreeLayout,
-    rows: &[f32],
-    width: usize,
-    leaf: impl Fn(usize, &[f32]) -> Result<Option<f32>, PlanError>,
-) -> Result<Vec<f32>, PlanError> {
+/// Scores rows by walking the plan bytes, or for a batch its [`FlatTrees`]; each row adds its trees in
+/// tree order either way.
+fn score_trees(reader: &TreeReader, layout: &TreeLayout, rows: &[f32], width: usize) -> Result<Vec<f32>, PlanError> {
     let mut out = Vec::with_capacity(rows.len() / width);
+    let flat = if rows.len() / width >= FLAT_FROM_ROWS { FlatTrees::new(reader, width)? } else { None };
     for block in rows.chunks(ROW_BLOCK * width) {
+        let n = block.len() / width;
+        let row = |r: usize| &block[r * width..(r + 1) * width];
         let mut acc = [Aggregation::default(); ROW_BLOCK];
         for t in 0..layout.trees {
-            for (a, row) in acc.iter_mut().zip(block.chunks_exact(width)) {
-                if let Some(w) = leaf(t, row)? {
-                    a.add(layout.aggregate, w);
+            let mut add = |r: usize, w: Option<f32>| {
+                if let Some(w) = w {
+                    acc[r].add(layout.aggregate, w);
+                }
+            };
+            match &flat {
+                Some(flat) => {
+                    let whole = n - n % LANES;
+                    for r in (0..whole).step_by(LANES) {
+                        let ws = flat.leaves::<LANES>(t, block, width, r);
+                        ws.into_iter().enumerate().for_each(|(k, w)| add(r + k, w));
+                    }
+                    (whole..n).for_each(|r| add(r, flat.leaves::<1>(t, block, width, r)[0]));
+                }
+                None => {
+                    for r in 0..n {
+                        add(r, reader.leaf(t, row(r))?);
+                    }
                 }
             }
         }
-        out.extend(acc.iter().take(block.len() / width).map(|a| a.finish(layout)));
+        out.extend(acc.iter().take(n).map(|a| a.finish(layout)));
     }
     Ok(out)
 }
