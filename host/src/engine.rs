@@ -51,8 +51,20 @@ pub fn engine(limits: &EngineLimits) -> Result<Engine> {
     // It costs RSS: up to this much per warm slot.
     pool.linear_memory_keep_resident(KEEP_RESIDENT_BYTES);
     pool.table_keep_resident(1 << 16);
+    // With Linux's PAGEMAP_SCAN (kernel 6.7+), a slot's reset rewrites only the pages the last instance
+    // dirtied instead of memsetting the whole kept region (GET /health 1,930-2,230 -> 2,400-2,430 req/s,
+    // a one-symbol prediction +3-11%). Wasmtime 48's scan asks for dirty pages that are present, so a
+    // dirty page swapped out would be neither reset nor dropped (wasmtime#14357): only without swap.
+    if !swap_configured() {
+        pool.pagemap_scan(wasmtime::Enabled::Auto);
+    }
     cfg.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     Engine::new(&cfg).map_err(anyhow::Error::from).context("cannot create the wasmtime engine")
+}
+
+/// Whether the kernel may swap: /proc/swaps lists a device, or cannot be read (assume it may).
+fn swap_configured() -> bool {
+    std::fs::read_to_string("/proc/swaps").map_or(true, |s| s.lines().skip(1).any(|l| !l.trim().is_empty()))
 }
 
 /// Advances the engine's epoch forever on a thread of its own, so time limits hold even when every
