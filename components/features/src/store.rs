@@ -558,30 +558,55 @@ impl FeatureMatrix {
 
 }
 
-/// One date's row of a set, as serving caches it: magic, expiry (u64), date (days since CE, i32), then the
+/// One date's row of a set, with the digest the prediction log records for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// The values, in the set's column order (NaN: not enough history).
+    pub values: Vec<f64>,
+    /// [`row_sha256`] of the values, computed once when the row is cached rather than per request.
+    pub sha256: [u8; 32],
+}
+
+impl Row {
+    /// A row and its digest.
+    pub fn new(values: Vec<f64>) -> Row {
+        let sha256 = row_sha256(&values);
+        Row { values, sha256 }
+    }
+}
+
+/// sha256 of a row's values as a model scores them: f32, little-endian.
+pub fn row_sha256(values: &[f64]) -> [u8; 32] {
+    let bytes: Vec<u8> = values.iter().flat_map(|v| (*v as f32).to_le_bytes()).collect();
+    Sha256::digest(&bytes).into()
+}
+
+/// A row as serving caches it: magic, expiry (u64), date (days since CE, i32), the row's sha256, then the
 /// values (f64); little-endian. No names, unlike a matrix: a universe-wide request reads hundreds of rows.
-fn encode_row(expires_at: u64, date: NaiveDate, values: &[f64]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(16 + values.len() * 8);
+fn encode_row(expires_at: u64, date: NaiveDate, row: &Row) -> Vec<u8> {
+    let mut out = Vec::with_capacity(48 + row.values.len() * 8);
     out.extend_from_slice(ROW_MAGIC);
     out.extend_from_slice(&expires_at.to_le_bytes());
     out.extend_from_slice(&chrono::Datelike::num_days_from_ce(&date).to_le_bytes());
-    out.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+    out.extend_from_slice(&row.sha256);
+    out.extend(row.values.iter().flat_map(|v| v.to_le_bytes()));
     out
 }
 
-/// Reads [`encode_row`]'s output as its expiry, date and values; None when malformed.
-fn decode_row(bytes: &[u8]) -> Option<(u64, NaiveDate, Vec<f64>)> {
+/// Reads [`encode_row`]'s output as its expiry, date and row; None when malformed.
+fn decode_row(bytes: &[u8]) -> Option<(u64, NaiveDate, Row)> {
     let mut r = Reader { bytes };
     if r.take(4)? != ROW_MAGIC {
         return None;
     }
     let expires_at = u64::from_le_bytes(r.take(8)?.try_into().ok()?);
     let date = NaiveDate::from_num_days_from_ce_opt(i32::from_le_bytes(r.take(4)?.try_into().ok()?))?;
+    let sha256 = r.take(32)?.try_into().ok()?;
     if !r.bytes.len().is_multiple_of(8) {
         return None;
     }
-    let row = r.bytes.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect();
-    Some((expires_at, date, row))
+    let values = r.bytes.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect();
+    Some((expires_at, date, Row { values, sha256 }))
 }
 
 /// A cursor over a byte slice.
@@ -773,7 +798,7 @@ pub fn cached_rows(
     symbols: &[&str],
     date: NaiveDate,
     policy: CachePolicy,
-) -> Vec<Option<Vec<f64>>> {
+) -> Vec<Option<Row>> {
     if !policy.reads() {
         return vec![None; symbols.len()];
     }
@@ -799,9 +824,9 @@ pub fn features_on(
     policy: CachePolicy,
 ) -> Result<Option<Vec<f64>>, StoreError> {
     if let Some(row) = cached_rows(kv, set.name(), &set.version(), &[symbol], date, policy).swap_remove(0) {
-        return Ok(Some(row));
+        return Ok(Some(row.values));
     }
-    compute_row(db, kv, set, symbol, date, policy)
+    Ok(compute_row(db, kv, set, symbol, date, policy)?.map(|row| row.values))
 }
 
 /// [`features_on`] past its cache read (for callers that already read the cache, as serving does in one
@@ -813,14 +838,14 @@ pub fn compute_row(
     symbol: &str,
     date: NaiveDate,
     policy: CachePolicy,
-) -> Result<Option<Vec<f64>>, StoreError> {
+) -> Result<Option<Row>, StoreError> {
     let Some(computed) = features(db, kv, set, symbol, Some(date), Some(date), policy)? else {
         return Ok(None);
     };
     if computed.last_bar != date {
         return Ok(None);
     }
-    let row: Vec<f64> = computed.matrix.columns.iter().map(|c| c[0]).collect();
+    let row = Row::new(computed.matrix.columns.iter().map(|c| c[0]).collect());
     if policy.writes() {
         kv.set_cached(&row_key(symbol, set.name(), &set.version(), date), &encode_row(policy.expiry(), date, &row));
     }
@@ -859,10 +884,16 @@ mod tests {
         assert!(same(&m, &back));
         assert_eq!(cached_expiry(&bytes), Some(1234));
         assert!(decode_row(&bytes).is_none(), "a matrix is not a row");
-        let one = encode_row(99, d(2024, 1, 3), &[f64::NAN, 2.0, -0.0]);
+        let one = encode_row(99, d(2024, 1, 3), &Row::new(vec![f64::NAN, 2.0, -0.0]));
         let (at, date, row) = decode_row(&one).unwrap();
         assert_eq!((at, date), (99, d(2024, 1, 3)));
-        assert!(row[0].is_nan() && row[1] == 2.0 && row[2].to_bits() == (-0.0f64).to_bits());
+        let v = &row.values;
+        assert!(v[0].is_nan() && v[1] == 2.0 && v[2].to_bits() == (-0.0f64).to_bits());
+        // The digest read back is the one of the values as f32 (and -0.0 is not 0.0).
+        assert_eq!(row.sha256, row_sha256(v));
+        assert_ne!(row.sha256, row_sha256(&[f64::NAN, 2.0, 0.0]));
+        let f32s: Vec<u8> = [f32::NAN, 2.0, -0.0].iter().flat_map(|x| x.to_le_bytes()).collect();
+        assert_eq!(row.sha256, <[u8; 32]>::from(Sha256::digest(&f32s)));
         assert_eq!(cached_expiry(&one), Some(99));
         assert!(decode_row(&one[..one.len() - 1]).is_none());
         assert!(FeatureMatrix::decode(&one, None, None).is_none(), "a row is not a matrix");

@@ -18,7 +18,6 @@ use chrono::NaiveDate;
 use features::store::{self, CachePolicy, NamedSet};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use stockops_core::{ApiError, Database, KeyValue, SqlValue, StorageError, now_rfc3339};
 use train_batch::gbdt::Booster;
 use train_batch::job::BOOSTER;
@@ -355,6 +354,8 @@ struct Pending {
     symbol: Option<String>,
     date: Option<NaiveDate>,
     values: Vec<f64>,
+    /// `store::row_sha256` of the values, for the log.
+    sha256: [u8; 32],
     variant: String,
     version: i64,
 }
@@ -405,7 +406,8 @@ pub fn predict(
             let values = raw_values(&loaded.feature_names, &row.features, i)?;
             check_missing(&loaded.feature_names, &values, req.allow_missing, || format!("rows[{i}]"))?;
             let version = loaded.version;
-            pending.push(Pending { symbol: row.symbol.clone(), date: None, values, variant, version });
+            let sha256 = store::row_sha256(&values);
+            pending.push(Pending { symbol: row.symbol.clone(), date: None, values, sha256, variant, version });
         }
     } else {
         let d = match req.date {
@@ -428,7 +430,7 @@ pub fn predict(
             wanted.push((symbol, variant));
         }
         let t = Instant::now();
-        let mut rows: Vec<Option<Vec<f64>>> = vec![None; wanted.len()];
+        let mut rows: Vec<Option<store::Row>> = vec![None; wanted.len()];
         for (variant, loaded) in &versions.loaded {
             let idx: Vec<usize> = (0..wanted.len()).filter(|&i| wanted[i].1 == *variant).collect();
             let (Some(set_name), false) = (&loaded.feature_set, idx.is_empty()) else { continue };
@@ -457,7 +459,7 @@ pub fn predict(
                 }
             };
             timing.features += t.elapsed().as_micros() as u64;
-            let Some(values) = row else {
+            let Some(store::Row { values, sha256 }) = row else {
                 let why = format!("{symbol} has no bar on {d}");
                 if universe {
                     skipped.push(Skipped { symbol, reason: why })
@@ -477,7 +479,7 @@ pub fn predict(
                 }
                 continue;
             }
-            pending.push(Pending { symbol: Some(symbol), date: Some(d), values, variant, version });
+            pending.push(Pending { symbol: Some(symbol), date: Some(d), values, sha256, variant, version });
         }
         if !problems.is_empty() {
             return Err(ApiError::new(422, "missing_features", problems.join("; ")));
@@ -800,7 +802,6 @@ fn log_predictions(
     let shared: [SqlValue; 4] =
         [now_rfc3339().into(), model.into(), experiment.map(str::to_string).into(), latency_us.into()];
     // SQLite's default limit is 32766 parameters: 6 per row, in batches.
-    let mut bytes = Vec::new();
     for (chunk_pending, chunk_scores) in pending.chunks(1000).zip(scores.chunks(1000)) {
         let mut sql = String::from(
             "INSERT INTO predictions (at, model, version, variant, experiment, symbol, date, features_sha256, score, \
@@ -822,15 +823,12 @@ fn log_predictions(
                 n + 5,
                 n + 6
             ));
-            // The features as scored (f32), hashed in one call: per-value updates cost more than the hashing.
-            bytes.clear();
-            bytes.extend(p.values.iter().flat_map(|v| (*v as f32).to_le_bytes()));
             params.extend([
                 p.version.into(),
                 p.variant.clone().into(),
                 p.symbol.clone().into(),
                 p.date.map(|d| d.to_string()).into(),
-                hex::encode(Sha256::digest(&bytes)).into(),
+                hex::encode(p.sha256).into(),
                 (*s).into(),
             ]);
         }
