@@ -559,7 +559,7 @@ impl FeatureMatrix {
 }
 
 /// One date's row of a set, with the digest the prediction log records for it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Row {
     /// The values, in the set's column order (NaN: not enough history).
     pub values: Vec<f64>,
