@@ -85,25 +85,13 @@ fn the_main_job_scores_explains_and_ranks_with_the_champion() {
 
     // The log holds the same features digest for AAPL's three predictions: computed with the row (the
     // first request), read back with the cached row (the universe) and computed from the raw row.
-    let digests = logged_digests(&host, "AAPL");
+    let digests = support::texts(
+        &host.db_path(),
+        "SELECT features_sha256 FROM predictions WHERE symbol = ?1 ORDER BY id",
+        "AAPL",
+    );
     assert_eq!(digests.len(), 3, "{digests:?}");
     assert!(digests.iter().all(|d| d.len() == 64 && *d == digests[0]), "{digests:?}");
-}
-
-/// `features_sha256` of the logged predictions of `symbol`, oldest first.
-fn logged_digests(host: &Host, symbol: &str) -> Vec<String> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(async {
-        let db = libsql::Builder::new_local(host.db_path()).build().await.unwrap();
-        let conn = db.connect().unwrap();
-        let mut rows =
-            conn.query("SELECT features_sha256 FROM predictions WHERE symbol = ?1 ORDER BY id", [symbol]).await.unwrap();
-        let mut out = Vec::new();
-        while let Some(row) = rows.next().await.unwrap() {
-            out.push(row.get::<String>(0).unwrap());
-        }
-        out
-    })
 }
 
 #[test]

@@ -360,6 +360,21 @@ pub fn sql(db: &Path, statements: &[&str]) {
     });
 }
 
+/// The first column, as text, of each row a query with one text parameter returns (`?1`), in order.
+pub fn texts(db: &Path, query: &str, param: &str) -> Vec<String> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let db = libsql::Builder::new_local(db).build().await.unwrap();
+        let conn = db.connect().unwrap();
+        let mut rows = conn.query(query, [param]).await.unwrap_or_else(|e| panic!("{query}: {e}"));
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().await.unwrap() {
+            out.push(row.get::<String>(0).unwrap());
+        }
+        out
+    })
+}
+
 /// Polls `f` until it returns Some or `timeout` passes.
 pub fn eventually<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + timeout;

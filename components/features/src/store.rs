@@ -555,7 +555,6 @@ impl FeatureMatrix {
             .collect();
         Some((expires_at, FeatureMatrix { dates: dates[start..end].to_vec(), names, columns }))
     }
-
 }
 
 /// One date's row of a set, with the digest the prediction log records for it.

@@ -342,10 +342,8 @@ mod tests {
             // a row alone walks the bytes: the same bits.
             let batch_rows = f.rows.len() * (64 / f.rows.len() + 1) + 3;
             let batch: Vec<f32> = rows.iter().copied().cycle().take(batch_rows * f.num_features).collect();
-            let one_by_one: Vec<u32> = batch
-                .chunks(f.num_features)
-                .map(|r| plan.predict(r).unwrap()[0].to_bits())
-                .collect();
+            let one_by_one: Vec<u32> =
+                batch.chunks(f.num_features).map(|r| plan.predict(r).unwrap()[0].to_bits()).collect();
             let together: Vec<u32> = plan.predict(&batch).unwrap().into_iter().map(f32::to_bits).collect();
             assert_eq!(together, one_by_one, "{name}");
 
