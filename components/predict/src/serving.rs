@@ -25,7 +25,7 @@ use train_batch::registry::{self, ONNX};
 
 use crate::ab::{self, Variant};
 use crate::model::{Plan, TractModel};
-use crate::shap::{Explainer, FeatureContribution, top_k};
+use crate::shap::{Explainer, Explanation, FeatureContribution, top_k};
 
 /// Key-value prefix of cached models (plan and feature names).
 pub const MODEL_PREFIX: &str = "predict/model/";
@@ -507,9 +507,8 @@ pub fn predict(
             if idx.is_empty() {
                 continue;
             }
-            let mut explainer = load_explainer(db, kv, &model, loaded)?;
-            for &i in &idx {
-                let e = explainer.explain(&pending[i].values);
+            let rows: Vec<&[f64]> = idx.iter().map(|&i| pending[i].values.as_slice()).collect();
+            for (&i, e) in idx.iter().zip(explain_rows(db, kv, &model, loaded, &rows)?) {
                 explanations[i] = Some(ExplanationOut {
                     expected_value: e.expected_value,
                     top: top_k(&e, &loaded.feature_names, &pending[i].values, k),
@@ -753,21 +752,28 @@ fn list(names: &[&str]) -> String {
     }
 }
 
-/// The version's TreeSHAP tables: from the key-value cache (keyed like the plan, by the ONNX artifact's sha256),
-/// else built from the booster artifact and cached.
-fn load_explainer(
+/// SHAP values of `rows` with the version's TreeSHAP tables: from the key-value cache (keyed like the
+/// plan, by the ONNX artifact's sha256), else, or when the cached tables turn out inconsistent, built
+/// from the booster artifact and cached.
+fn explain_rows(
     db: &impl Database,
     kv: &impl KeyValue,
     model: &str,
     loaded: &LoadedModel,
-) -> Result<Explainer, ApiError> {
+    rows: &[&[f64]],
+) -> Result<Vec<Explanation>, ApiError> {
     let key = format!("{SHAP_PREFIX}{}", loaded.artifact_sha256);
-    if let Some(e) = kv.get_cached(&key).and_then(|b| Explainer::from_bytes(&b)) {
-        return Ok(e);
+    if let Some(mut cached) = kv.get_cached(&key).and_then(Explainer::from_bytes)
+        && let Ok(explanations) = rows.iter().map(|row| cached.explain(row)).collect()
+    {
+        return Ok(explanations);
     }
-    let explainer = Explainer::new(&load_booster(db, model, loaded)?);
-    kv.set_cached(&key, &explainer.to_bytes());
-    Ok(explainer)
+    let mut explainer = Explainer::new(&load_booster(db, model, loaded)?);
+    kv.set_cached(&key, explainer.as_bytes());
+    rows.iter()
+        .map(|row| explainer.explain(row))
+        .collect::<Result<_, _>>()
+        .map_err(|e| ApiError::internal(format!("TreeSHAP of {model} v{}: {e}", loaded.version)))
 }
 
 /// The version's booster (trees with cover), for TreeSHAP; only models trained by stockops have one.

@@ -24,6 +24,7 @@
 //! factor is the merged one), via a per-split correction.
 
 use serde::Serialize;
+use thiserror::Error;
 use train_batch::gbdt::{Booster, Child, Tree};
 
 /// A row's SHAP values: `expected_value + Σ contributions` equals the model's raw score.
@@ -47,27 +48,40 @@ pub struct FeatureContribution {
     pub contribution: f64,
 }
 
-/// Reusable TreeSHAP state for one model: its trees in a compact form with the cover fractions
-/// precomputed, the expected value, each tree's quadrature, and buffers sized for its deepest tree.
+/// Reusable TreeSHAP state for one model: its trees as compact bytes (with the cover fractions
+/// precomputed), read in place, the expected value, each tree's quadrature, and buffers sized for its
+/// deepest tree.
+///
+/// The bytes are what a server caches ([`Explainer::as_bytes`]) and reads back per request
+/// ([`Explainer::from_bytes`]): the nodes are never copied into structs, and each node is checked
+/// as a walk reaches it, so a request pays for the nodes it visits and for nothing else.
 #[derive(Debug, Clone)]
 pub struct Explainer {
+    bytes: Vec<u8>,
     num_features: usize,
     expected_value: f64,
-    /// Split nodes of all trees with more than one leaf, each tree's nodes contiguous.
-    nodes: Vec<FlatNode>,
-    /// Leaf values of those trees.
-    leaf_values: Vec<f64>,
-    /// Each such tree's root (an index into `nodes`).
-    roots: Vec<u32>,
-    /// Each such tree's number of quadrature points (before padding).
-    points: Vec<usize>,
+    /// Where the split records end and the leaf values begin in `bytes`.
+    leaves_at: usize,
+    /// Where the leaf values end.
+    leaves_end: usize,
+    /// Each tree with more than one leaf: its root and the end of its nodes (indices into the split
+    /// records), and its number of quadrature points (before padding).
+    trees: Vec<TreeSpan>,
     /// Gauss–Legendre rules on [0, 1]: `rules[m - 1]` has `m` points, padded.
     rules: Vec<Rule>,
     scratch: Scratch,
 }
 
-/// A split node as the recursion needs it: 40 bytes instead of the model's ~100, with no child
-/// cover to fetch and divide on the way down (those loads dominated a profile).
+/// One tree's place among the split records, and its quadrature.
+#[derive(Debug, Clone, Copy)]
+struct TreeSpan {
+    root: u32,
+    end: u32,
+    points: u32,
+}
+
+/// A split node as the recursion needs it, with no child cover to fetch and divide on the way down
+/// (those loads dominated a profile). Stored as [`NODE_BYTES`] little-endian bytes.
 #[derive(Debug, Clone, Copy)]
 struct FlatNode {
     threshold: f64,
@@ -75,10 +89,36 @@ struct FlatNode {
     zero_left: f64,
     zero_right: f64,
     feature: u32,
-    /// Index into `nodes`, or into `leaf_values` with [`LEAF`] set.
+    /// Index of a split record, or of a leaf value with [`LEAF`] set.
     left: u32,
     right: u32,
     default_left: bool,
+}
+
+impl FlatNode {
+    fn write(&self, out: &mut Vec<u8>) {
+        for x in [self.threshold, self.zero_left, self.zero_right] {
+            out.extend_from_slice(&x.to_le_bytes());
+        }
+        for x in [self.feature, self.left, self.right] {
+            out.extend_from_slice(&x.to_le_bytes());
+        }
+        out.push(u8::from(self.default_left));
+    }
+
+    fn read(b: &[u8; NODE_BYTES]) -> Self {
+        let f64_at = |at: usize| f64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"));
+        let u32_at = |at: usize| u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"));
+        FlatNode {
+            threshold: f64_at(0),
+            zero_left: f64_at(8),
+            zero_right: f64_at(16),
+            feature: u32_at(24),
+            left: u32_at(28),
+            right: u32_at(32),
+            default_left: b[36] != 0,
+        }
+    }
 }
 
 /// Marks a [`FlatNode`] child as a leaf.
@@ -86,6 +126,12 @@ const LEAF: u32 = 1 << 31;
 
 /// Quadrature points are handled in groups of this many (a multiple of the vector width).
 const LANES: usize = 4;
+
+/// The explainer's bytes do not hold together (a child out of its tree or not below its parent, a
+/// feature or leaf out of range, a tree deeper than its quadrature): a corrupted cache entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[error("inconsistent TreeSHAP tables (corrupted cache entry)")]
+pub struct InvalidExplainer;
 
 /// One feature on the path from the root to the current node, with its merged fractions.
 #[derive(Debug, Clone, Copy)]
@@ -156,21 +202,10 @@ impl Explainer {
             }
             leaf_values.extend(tree.leaves().iter().map(|l| l.value));
         }
-        Self::assemble(booster.num_features(), expected_value, nodes, leaf_values, roots)
-    }
-
-    /// An explainer over compact trees (each tree's nodes contiguous from its root, children after
-    /// their parents, every index in range): each tree's depth gives its quadrature, the deepest
-    /// one the buffers.
-    fn assemble(
-        num_features: usize,
-        expected_value: f64,
-        nodes: Vec<FlatNode>,
-        leaf_values: Vec<f64>,
-        roots: Vec<u32>,
-    ) -> Self {
-        // Splits on the longest path down to each node (children follow their parents).
-        let mut depth = vec![1usize; nodes.len()];
+        // Splits on the longest path down to each node (children follow their parents). A product
+        // over a path's features, less one, has degree below its depth: ⌈depth / 2⌉ points
+        // integrate it exactly.
+        let mut depth = vec![1u32; nodes.len()];
         for k in 0..nodes.len() {
             for c in [nodes[k].left, nodes[k].right] {
                 if c & LEAF == 0 {
@@ -178,30 +213,30 @@ impl Explainer {
                 }
             }
         }
-        // A product over a path's features, less one, has degree below its depth: ⌈depth / 2⌉
-        // points integrate it exactly.
-        let points: Vec<usize> = roots
+        let points = roots
             .iter()
             .zip(tree_ends(&roots, nodes.len()))
-            .map(|(&root, end)| depth[root as usize..end].iter().max().map_or(1, |d| d.div_ceil(2)))
-            .collect();
-        let most = points.iter().copied().max().unwrap_or(0);
-        let rules: Vec<_> = (1..=most)
-            .map(|m| {
-                let (mut t, mut w) = gauss_legendre(m);
-                t.resize(m.next_multiple_of(LANES), 0.5);
-                w.resize(t.len(), 0.0);
-                Rule { t, w }
-            })
-            .collect();
-        let (levels, stride) = (2 * most + 1, most.next_multiple_of(LANES));
-        let scratch = Scratch {
-            path: Vec::with_capacity(levels),
-            product: vec![0.0; (levels + 1) * stride],
-            below: vec![0.0; (levels + 1) * stride],
-            resplit: vec![0.0; levels * stride],
-        };
-        Explainer { num_features, expected_value, nodes, leaf_values, roots, points, rules, scratch }
+            .map(|(&root, end)| depth[root as usize..end].iter().max().map_or(1, |d| d.div_ceil(2)));
+
+        let num_features = u32::try_from(booster.num_features()).expect("feature count fits u32");
+        let mut bytes =
+            Vec::with_capacity(HEADER_BYTES + nodes.len() * NODE_BYTES + leaf_values.len() * 8 + roots.len() * 8);
+        bytes.extend_from_slice(BYTES_MAGIC);
+        for n in [num_features, index_u32(nodes.len()), index_u32(leaf_values.len()), index_u32(roots.len())] {
+            bytes.extend_from_slice(&n.to_le_bytes());
+        }
+        bytes.extend_from_slice(&expected_value.to_le_bytes());
+        for n in &nodes {
+            n.write(&mut bytes);
+        }
+        for v in &leaf_values {
+            bytes.extend_from_slice(&v.to_le_bytes());
+        }
+        for (root, points) in roots.iter().zip(points) {
+            bytes.extend_from_slice(&root.to_le_bytes());
+            bytes.extend_from_slice(&points.to_le_bytes());
+        }
+        Explainer::from_bytes(bytes).expect("an explainer's own bytes hold together")
     }
 
     /// The model output with no feature known (the SHAP base value).
@@ -210,49 +245,67 @@ impl Explainer {
     }
 
     /// SHAP values of `row`; features past its end count as missing.
-    pub fn explain(&mut self, row: &[f64]) -> Explanation {
+    pub fn explain(&mut self, row: &[f64]) -> Result<Explanation, InvalidExplainer> {
         let mut contributions = vec![0.0; self.num_features];
-        self.explain_into(row, &mut contributions);
-        Explanation { expected_value: self.expected_value, contributions }
+        self.explain_into(row, &mut contributions)?;
+        Ok(Explanation { expected_value: self.expected_value, contributions })
     }
 
     /// Writes the SHAP values of `row` into `out` (overwritten; one slot per model feature) without
-    /// allocating, and returns the expected value.
+    /// allocating, and returns the expected value. An error means the bytes this explainer was read
+    /// from are inconsistent (never for one built by [`Explainer::new`]); `out` then holds garbage.
     ///
     /// # Panics
     /// If `out` is shorter than the model's feature count.
-    pub fn explain_into(&mut self, row: &[f64], out: &mut [f64]) -> f64 {
+    pub fn explain_into(&mut self, row: &[f64], out: &mut [f64]) -> Result<f64, InvalidExplainer> {
         let num_features = self.num_features;
         assert!(out.len() >= num_features, "output has {} slots for {num_features} features", out.len());
         out.fill(0.0);
-        for (&root, &m) in self.roots.iter().zip(&self.points) {
-            let Rule { t, w } = &self.rules[m - 1];
+        let nodes = &self.bytes[HEADER_BYTES..self.leaves_at];
+        let leaf_values = &self.bytes[self.leaves_at..self.leaves_end];
+        for tree in &self.trees {
+            let Rule { t, w } = &self.rules[tree.points as usize - 1];
             let m = t.len();
             let mut walk = Walk {
-                nodes: &self.nodes,
-                leaf_values: &self.leaf_values,
+                nodes,
+                leaf_values,
+                end: tree.end,
+                max_splits: 2 * tree.points as usize,
+                num_features,
                 row,
                 phi: out,
                 t,
                 w,
                 m,
                 scratch: &mut self.scratch,
+                broken: false,
             };
             walk.scratch.product[..m].fill(1.0);
             // Trees of depth ≤ 8 (one group of points) or ≤ 16 get loops of a fixed length.
             match m / LANES {
-                1 => walk.visit::<1>(root, 0),
-                2 => walk.visit::<2>(root, 0),
-                _ => walk.visit::<0>(root, 0),
+                1 => walk.visit::<1>(tree.root, 0),
+                2 => walk.visit::<2>(tree.root, 0),
+                _ => walk.visit::<0>(tree.root, 0),
+            }
+            if walk.broken {
+                return Err(InvalidExplainer);
             }
         }
-        self.expected_value
+        Ok(self.expected_value)
     }
+}
+
+/// `n` as a u32 below [`LEAF`].
+///
+/// # Panics
+/// At 2³¹ or more.
+fn index_u32(n: usize) -> u32 {
+    u32::try_from(n).ok().filter(|&n| n < LEAF).expect("fewer than 2^31 nodes and leaves")
 }
 
 /// SHAP values of one row: see the module docs. For many rows, reuse an [`Explainer`].
 pub fn explain(booster: &Booster, row: &[f64]) -> Explanation {
-    Explainer::new(booster).explain(row)
+    Explainer::new(booster).explain(row).expect("an explainer's own bytes hold together")
 }
 
 /// The `k` largest contributions by magnitude (ties by name), with the row's feature values.
@@ -316,105 +369,70 @@ fn tree_expected_value(tree: &Tree, weights: &mut Vec<f64>) -> f64 {
     total
 }
 
-/// Magic and version of [`Explainer::to_bytes`].
-const BYTES_MAGIC: &[u8; 4] = b"SHP1";
+/// Magic and version of [`Explainer::as_bytes`].
+const BYTES_MAGIC: &[u8; 4] = b"SHP2";
+
+/// The header: magic, feature, split, leaf and tree counts (u32 each), expected value (f64).
+const HEADER_BYTES: usize = 28;
 
 /// Bytes per serialised [`FlatNode`]: three f64, three u32, one flag.
 const NODE_BYTES: usize = 37;
 
-/// Little-endian reader over a byte slice; every read is bounds-checked.
-struct Reader<'a>(&'a [u8]);
-
-impl Reader<'_> {
-    fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
-        let (head, rest) = self.0.split_first_chunk::<N>()?;
-        self.0 = rest;
-        Some(*head)
-    }
-    fn u32(&mut self) -> Option<u32> {
-        self.take().map(u32::from_le_bytes)
-    }
-    fn f64(&mut self) -> Option<f64> {
-        self.take().map(f64::from_le_bytes)
-    }
-}
-
 impl Explainer {
     /// The compact trees as bytes, so a server can cache them instead of rebuilding them from the model
-    /// on every request (Spin keeps nothing between requests).
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out =
-            Vec::with_capacity(28 + self.nodes.len() * NODE_BYTES + self.leaf_values.len() * 8 + self.roots.len() * 4);
-        out.extend_from_slice(BYTES_MAGIC);
-        for n in [self.num_features, self.nodes.len(), self.leaf_values.len(), self.roots.len()] {
-            out.extend_from_slice(&(n as u32).to_le_bytes());
-        }
-        out.extend_from_slice(&self.expected_value.to_le_bytes());
-        for n in &self.nodes {
-            for x in [n.threshold, n.zero_left, n.zero_right] {
-                out.extend_from_slice(&x.to_le_bytes());
-            }
-            for x in [n.feature, n.left, n.right] {
-                out.extend_from_slice(&x.to_le_bytes());
-            }
-            out.push(u8::from(n.default_left));
-        }
-        for v in &self.leaf_values {
-            out.extend_from_slice(&v.to_le_bytes());
-        }
-        for r in &self.roots {
-            out.extend_from_slice(&r.to_le_bytes());
-        }
-        out
+    /// on every request (Spin keeps nothing between requests): the header, the split records, the
+    /// leaf values (f64), then per tree its root and number of quadrature points (u32 each).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
     }
 
-    /// Reads [`Explainer::to_bytes`]; None when the bytes are not a consistent explainer (every child in
-    /// range and after its parent, so no walk can leave the arrays or loop).
-    pub fn from_bytes(bytes: &[u8]) -> Option<Explainer> {
-        let mut r = Reader(bytes.strip_prefix(BYTES_MAGIC)?);
-        let (num_features, n_nodes, n_leaves, n_roots) =
-            (r.u32()? as usize, r.u32()? as usize, r.u32()? as usize, r.u32()? as usize);
-        let expected_value = r.f64()?;
-        if r.0.len() != n_nodes * NODE_BYTES + n_leaves * 8 + n_roots * 4 {
+    /// Takes [`Explainer::as_bytes`] back; None when the header, the lengths or the trees' roots and
+    /// quadratures do not hold together. The nodes are not read here: each is checked when a walk
+    /// reaches it ([`Explainer::explain`]).
+    pub fn from_bytes(bytes: Vec<u8>) -> Option<Explainer> {
+        let header = bytes.strip_prefix(BYTES_MAGIC)?;
+        let u32_at = |b: &[u8], at: usize| -> Option<u32> { Some(u32::from_le_bytes(*b.get(at..)?.first_chunk()?)) };
+        let num_features = u32_at(header, 0)? as usize;
+        let (n_nodes, n_leaves, n_trees) =
+            (u32_at(header, 4)? as usize, u32_at(header, 8)? as usize, u32_at(header, 12)? as usize);
+        let expected_value = f64::from_le_bytes(*header.get(16..)?.first_chunk()?);
+        let leaves_at = HEADER_BYTES.checked_add(n_nodes.checked_mul(NODE_BYTES)?)?;
+        let leaves_end = leaves_at.checked_add(n_leaves.checked_mul(8)?)?;
+        if bytes.len() != leaves_end.checked_add(n_trees.checked_mul(8)?)? {
             return None;
         }
-        // Fixed-size records from here on (the length is checked): sliced, not read field by field.
-        let (node_bytes, rest) = r.0.split_at(n_nodes * NODE_BYTES);
-        let (leaf_bytes, root_bytes) = rest.split_at(n_leaves * 8);
-        let mut nodes = Vec::with_capacity(n_nodes);
-        for (k, b) in node_bytes.chunks_exact(NODE_BYTES).enumerate() {
-            let f64_at = |at: usize| f64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"));
-            let u32_at = |at: usize| u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"));
-            let (feature, left, right) = (u32_at(24), u32_at(28), u32_at(32));
-            let child_ok = |c: u32| {
-                if c & LEAF != 0 {
-                    ((c & !LEAF) as usize) < n_leaves
-                } else {
-                    (c as usize) > k && (c as usize) < n_nodes
-                }
-            };
-            if (feature as usize) >= num_features || !child_ok(left) || !child_ok(right) {
+        let tree_bytes = &bytes[leaves_end..];
+        let mut trees: Vec<TreeSpan> = Vec::with_capacity(n_trees);
+        for k in 0..n_trees {
+            let (root, points) = (u32_at(tree_bytes, 8 * k)?, u32_at(tree_bytes, 8 * k + 4)?);
+            // Trees follow each other from 0: each ends where the next begins.
+            if (k == 0 && root != 0) || root as usize >= n_nodes {
                 return None;
             }
-            let (threshold, zero_left, zero_right, default_left) = (f64_at(0), f64_at(8), f64_at(16), b[36] != 0);
-            nodes.push(FlatNode { threshold, zero_left, zero_right, feature, left, right, default_left });
-        }
-        let leaf_values =
-            leaf_bytes.chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes"))).collect();
-        let roots: Vec<u32> =
-            root_bytes.chunks_exact(4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes"))).collect();
-        // Each tree's nodes run from its root to the next root, and its splits stay among them.
-        let starts_ok = roots.first().is_none_or(|&r| r == 0) && roots.windows(2).all(|w| w[0] < w[1]);
-        if !starts_ok || roots.last().is_some_and(|&r| r as usize >= n_nodes) {
-            return None;
-        }
-        for (&root, end) in roots.iter().zip(tree_ends(&roots, n_nodes)) {
-            let inside = |c: u32| c & LEAF != 0 || (c as usize) < end;
-            if !nodes[root as usize..end].iter().all(|n| inside(n.left) && inside(n.right)) {
+            let end = if k + 1 < n_trees { u32_at(tree_bytes, 8 * (k + 1))? } else { n_nodes as u32 };
+            // A tree of `n` splits is at most `n` deep, so it needs at most ⌈n / 2⌉ points.
+            if end <= root || points == 0 || points > (end - root).div_ceil(2) {
                 return None;
             }
+            trees.push(TreeSpan { root, end, points });
         }
-        Some(Self::assemble(num_features, expected_value, nodes, leaf_values, roots))
+        let most = trees.iter().map(|t| t.points as usize).max().unwrap_or(0);
+        let rules: Vec<_> = (1..=most)
+            .map(|m| {
+                let (mut t, mut w) = gauss_legendre(m);
+                t.resize(m.next_multiple_of(LANES), 0.5);
+                w.resize(t.len(), 0.0);
+                Rule { t, w }
+            })
+            .collect();
+        let (levels, stride) = (2 * most + 1, most.next_multiple_of(LANES));
+        let scratch = Scratch {
+            path: Vec::with_capacity(levels),
+            product: vec![0.0; (levels + 1) * stride],
+            below: vec![0.0; (levels + 1) * stride],
+            resplit: vec![0.0; levels * stride],
+        };
+        Some(Explainer { bytes, num_features, expected_value, leaves_at, leaves_end, trees, rules, scratch })
     }
 }
 
@@ -425,8 +443,14 @@ fn tree_ends(roots: &[u32], n_nodes: usize) -> impl Iterator<Item = usize> + '_ 
 
 /// One tree's recursion for one row, adding into `phi`, with the tree's quadrature rule.
 struct Walk<'t, 'r, 'p, 's> {
-    nodes: &'t [FlatNode],
-    leaf_values: &'t [f64],
+    /// The split records and leaf values, as bytes.
+    nodes: &'t [u8],
+    leaf_values: &'t [u8],
+    /// The end of this tree's split records: a child split lies after its parent and before this.
+    end: u32,
+    /// The most splits a path may hold for the tree's quadrature to be exact.
+    max_splits: usize,
+    num_features: usize,
     row: &'r [f64],
     phi: &'p mut [f64],
     /// Quadrature points and weights on [0, 1], `m` of each (a multiple of [`LANES`]).
@@ -434,9 +458,20 @@ struct Walk<'t, 'r, 'p, 's> {
     w: &'t [f64],
     m: usize,
     scratch: &'s mut Scratch,
+    /// Set when a node does not hold together; the walk then stops going down.
+    broken: bool,
 }
 
 impl Walk<'_, '_, '_, '_> {
+    /// Split `id`, when its record holds together: a known feature, children inside the tree and
+    /// after it (so no walk can leave the tree or loop).
+    fn node(&self, id: u32) -> Option<FlatNode> {
+        let at = id as usize * NODE_BYTES;
+        let node = FlatNode::read(self.nodes.get(at..at + NODE_BYTES)?.try_into().ok()?);
+        let child_ok = |c: u32| c & LEAF != 0 || (c > id && c < self.end);
+        ((node.feature as usize) < self.num_features && child_ok(node.left) && child_ok(node.right)).then_some(node)
+    }
+
     /// Sets `below` of `level` for node `id` (a split, or a leaf with [`LEAF`]) whose path product
     /// is `product` of `level`, crediting every split below with its features' SHAP values.
     /// `GROUPS` is the number of point groups (`m / LANES`) when known at compile time, else 0.
@@ -444,16 +479,28 @@ impl Walk<'_, '_, '_, '_> {
         let m = if GROUPS == 0 { self.m } else { GROUPS * LANES };
         debug_assert_eq!(m, self.m);
         let (here, next) = (level * m..(level + 1) * m, (level + 1) * m..(level + 2) * m);
-        let Scratch { path, product, below, .. } = &mut *self.scratch;
         if id & LEAF != 0 {
-            let value = self.leaf_values[(id & !LEAF) as usize];
+            let at = (id & !LEAF) as usize * 8;
+            let Some(value) = self.leaf_values.get(at..at + 8).and_then(|b| b.try_into().ok()) else {
+                self.broken = true;
+                return;
+            };
+            let value = f64::from_le_bytes(value);
+            let Scratch { product, below, .. } = &mut *self.scratch;
             for (b, p) in below[here.clone()].iter_mut().zip(&product[here]) {
                 *b = value * p;
             }
             return;
         }
+        let node = match self.node(id) {
+            Some(node) if level < self.max_splits => node,
+            _ => {
+                self.broken = true;
+                return;
+            }
+        };
+        let Scratch { path, below, .. } = &mut *self.scratch;
         below[here.clone()].fill(0.0);
-        let node = self.nodes[id as usize];
         let feature = node.feature as usize;
         let x = self.row.get(feature).copied().unwrap_or(f64::NAN);
         let goes_left = if x.is_nan() { node.default_left } else { x <= node.threshold };
@@ -591,26 +638,45 @@ mod tests {
         let d = data(400, 5, 0.1, 11);
         let model = fit(json!({"num_boost_round": 30, "num_leaves": 12, "min_data_in_leaf": 5, "seed": 1}), &d);
         let mut a = Explainer::new(&model);
-        let bytes = a.to_bytes();
-        let mut b = Explainer::from_bytes(&bytes).expect("round trip");
+        let bytes = a.as_bytes().to_vec();
+        let mut b = Explainer::from_bytes(bytes.clone()).expect("round trip");
         let mut rng = TestRng(5);
-        for _ in 0..20 {
-            let row = random_row(&mut rng, 5, 0.2);
-            let (ea, eb) = (a.explain(&row), b.explain(&row));
+        let rows: Vec<Vec<f64>> = (0..20).map(|_| random_row(&mut rng, 5, 0.2)).collect();
+        for row in &rows {
+            let (ea, eb) = (a.explain(row).unwrap(), b.explain(row).unwrap());
             assert_eq!(ea.expected_value.to_bits(), eb.expected_value.to_bits());
             assert!(ea.contributions.iter().zip(&eb.contributions).all(|(x, y)| x.to_bits() == y.to_bits()));
         }
-        assert!(Explainer::from_bytes(&bytes[..bytes.len() - 1]).is_none());
-        assert!(Explainer::from_bytes(b"SHP0").is_none());
-        // The first node's left child pointed back at itself would loop: refused.
-        let mut looped = bytes.clone();
-        let first_left = 4 + 16 + 8 + 24 + 4;
-        looped[first_left..first_left + 4].copy_from_slice(&0u32.to_le_bytes());
-        assert!(Explainer::from_bytes(&looped).is_none());
-        // ... and one pointing into the next tree would read that tree with this tree's quadrature.
-        let mut crossed = bytes.clone();
-        crossed[first_left..first_left + 4].copy_from_slice(&a.roots[1].to_le_bytes());
-        assert!(Explainer::from_bytes(&crossed).is_none());
+        // Refused when read: a wrong length or magic, trees that do not start at 0, a quadrature of
+        // more points than the tree has splits.
+        assert!(Explainer::from_bytes(bytes[..bytes.len() - 1].to_vec()).is_none());
+        assert!(Explainer::from_bytes(b"SHP1".to_vec()).is_none());
+        let trees_at = bytes.len() - 8 * b.trees.len();
+        let patched = |at: usize, value: u32| {
+            let mut p = bytes.clone();
+            p[at..at + 4].copy_from_slice(&value.to_le_bytes());
+            p
+        };
+        assert!(Explainer::from_bytes(patched(trees_at, 1)).is_none());
+        let first_tree_splits = b.trees[0].end - b.trees[0].root;
+        assert!(Explainer::from_bytes(patched(trees_at + 4, first_tree_splits.div_ceil(2) + 1)).is_none());
+        // Refused when a walk reaches them: a child pointing back at its parent (it would loop), one
+        // into the next tree (read with this tree's quadrature), a feature out of range, a leaf out
+        // of range, a tree deeper than its quadrature allows.
+        let first = HEADER_BYTES;
+        let (feature, left) = (first + 24, first + 28);
+        let n_leaves = (b.leaves_end - b.leaves_at) / 8;
+        let deepest = b.trees.iter().position(|t| t.points > 1).expect("a tree deeper than 2");
+        for broken in [
+            patched(left, 0),
+            patched(left, b.trees[1].root),
+            patched(feature, 5),
+            patched(left, LEAF | n_leaves as u32),
+            patched(trees_at + 8 * deepest + 4, 1),
+        ] {
+            let mut e = Explainer::from_bytes(broken).expect("the header holds together");
+            assert_eq!(rows.iter().map(|row| e.explain(row)).find(Result::is_err), Some(Err(InvalidExplainer)));
+        }
     }
 
     fn fit(p: Value, d: &Dataset) -> Booster {
@@ -703,7 +769,7 @@ mod tests {
         let mut rng = TestRng(99);
         for _ in 0..500 {
             let row = random_row(&mut rng, 8, 0.2);
-            let e = explainer.explain(&row);
+            let e = explainer.explain(&row).unwrap();
             let total = e.expected_value + e.contributions.iter().sum::<f64>();
             let raw = model.predict_raw(&row);
             assert!((total - raw).abs() < 1e-6, "{total} vs {raw} for {row:?}");
@@ -762,7 +828,7 @@ mod tests {
         let mut rng = TestRng(1234);
         for _ in 0..60 {
             let row = random_row(&mut rng, 5, 0.25);
-            let got = explainer.explain(&row).contributions;
+            let got = explainer.explain(&row).unwrap().contributions;
             assert_close(&got, &brute_force(model.trees(), 5, &row), 1e-9);
         }
     }
@@ -774,11 +840,12 @@ mod tests {
         let d = data(3000, 5, 0.1, 8);
         let model = fit(json!({"num_boost_round": 4, "num_leaves": 60, "min_data_in_leaf": 2, "seed": 3}), &d);
         let mut explainer = Explainer::new(&model);
-        assert!(explainer.points.iter().any(|&m| m > LANES), "points per tree: {:?}", explainer.points);
+        let points: Vec<usize> = explainer.trees.iter().map(|t| t.points as usize).collect();
+        assert!(points.iter().any(|&m| m > LANES), "points per tree: {points:?}");
         let mut rng = TestRng(99);
         for _ in 0..40 {
             let row = random_row(&mut rng, 5, 0.2);
-            let got = explainer.explain(&row).contributions;
+            let got = explainer.explain(&row).unwrap().contributions;
             assert_close(&got, &brute_force(model.trees(), 5, &row), 1e-9);
             let total = explainer.expected_value() + got.iter().sum::<f64>();
             assert!((total - model.predict_raw(&row)).abs() < 1e-9);
@@ -797,10 +864,10 @@ mod tests {
         let leaves: Vec<Value> = leaves.into_iter().chain([leaf(1.5, 5)]).collect();
         let stairs = booster(json!([{"nodes": nodes, "leaves": leaves}]), 3, 0.0);
         let mut explainer = Explainer::new(&stairs);
-        assert_eq!(explainer.points, [10]);
+        assert_eq!(explainer.trees.iter().map(|t| t.points).collect::<Vec<_>>(), [10]);
         for _ in 0..40 {
             let row = random_row(&mut rng, 3, 0.2);
-            let got = explainer.explain(&row).contributions;
+            let got = explainer.explain(&row).unwrap().contributions;
             assert_close(&got, &brute_force(stairs.trees(), 3, &row), 1e-9);
         }
     }
@@ -901,7 +968,7 @@ mod tests {
                 let (start, cpu) = (std::time::Instant::now(), thread_cpu_ns());
                 let mut check = 0.0;
                 for row in rows {
-                    check += explainer.explain_into(row, &mut out) + out.iter().sum::<f64>();
+                    check += explainer.explain_into(row, &mut out).unwrap() + out.iter().sum::<f64>();
                 }
                 let wall = start.elapsed().as_secs_f64() / rows.len() as f64;
                 let cpu = thread_cpu_ns().zip(cpu).map_or(f64::NAN, |(b, a)| (b - a) as f64 * 1e-9 / rows.len() as f64);
