@@ -152,7 +152,8 @@ struct Rule {
 }
 
 /// Buffers of the recursion, sized for the deepest tree and its number of points, so explaining
-/// allocates nothing. Level `l`'s values at the quadrature points lie at `[l * m, (l + 1) * m)`.
+/// allocates nothing. Level `l`'s values at the quadrature points lie at `[l * m, (l + 1) * m)`
+/// (`product` and `below` serve only [`Walk::visit`]; [`Walk::visit_fixed`] keeps them in arrays).
 #[derive(Debug, Clone)]
 struct Scratch {
     /// The path's features; a feature split again is pushed again, and the last one is current.
@@ -280,12 +281,15 @@ impl Explainer {
                 scratch: &mut self.scratch,
                 broken: false,
             };
-            walk.scratch.product[..m].fill(1.0);
-            // Trees of depth ≤ 8 (one group of points) or ≤ 16 get loops of a fixed length.
-            match m / LANES {
-                1 => walk.visit::<1>(tree.root, 0),
-                2 => walk.visit::<2>(tree.root, 0),
-                _ => walk.visit::<0>(tree.root, 0),
+            // Trees up to 32 deep (all but the rarest) carry their points in arrays.
+            match m {
+                4 => _ = walk.visit_fixed::<4>(tree.root, 0, [1.0; 4]),
+                8 => _ = walk.visit_fixed::<8>(tree.root, 0, [1.0; 8]),
+                16 => _ = walk.visit_fixed::<16>(tree.root, 0, [1.0; 16]),
+                _ => {
+                    walk.scratch.product[..m].fill(1.0);
+                    walk.visit(tree.root, 0);
+                }
             }
             if walk.broken {
                 return Err(InvalidExplainer);
@@ -420,12 +424,12 @@ impl Explainer {
         let rules: Vec<_> = (1..=most)
             .map(|m| {
                 let (mut t, mut w) = gauss_legendre(m);
-                t.resize(m.next_multiple_of(LANES), 0.5);
+                t.resize(padded(m), 0.5);
                 w.resize(t.len(), 0.0);
                 Rule { t, w }
             })
             .collect();
-        let (levels, stride) = (2 * most + 1, most.next_multiple_of(LANES));
+        let (levels, stride) = (2 * most + 1, padded(most));
         let scratch = Scratch {
             path: Vec::with_capacity(levels),
             product: vec![0.0; (levels + 1) * stride],
@@ -433,6 +437,17 @@ impl Explainer {
             resplit: vec![0.0; levels * stride],
         };
         Some(Explainer { bytes, num_features, expected_value, leaves_at, leaves_end, trees, rules, scratch })
+    }
+}
+
+/// Points of a rule of `m` with its padding: 4, 8 or 16 (the lengths [`Walk::visit_fixed`] is compiled
+/// for), else whole [`LANES`].
+fn padded(m: usize) -> usize {
+    match m {
+        0..=4 => 4,
+        5..=8 => 8,
+        9..=16 => 16,
+        _ => m.next_multiple_of(LANES),
     }
 }
 
@@ -472,12 +487,98 @@ impl Walk<'_, '_, '_, '_> {
         ((node.feature as usize) < self.num_features && child_ok(node.left) && child_ok(node.right)).then_some(node)
     }
 
+    /// Returns `below` for node `id` (a split, or a leaf with [`LEAF`]) whose path product is
+    /// `product`, crediting every split below with its features' SHAP values: the recursion for
+    /// rules of `N` points, which it holds in arrays (in registers and on the stack, where [`visit`]
+    /// indexes per-level buffers). The same arithmetic in the same order as `visit`.
+    ///
+    /// [`visit`]: Walk::visit
+    fn visit_fixed<const N: usize>(&mut self, id: u32, level: usize, product: [f64; N]) -> [f64; N] {
+        if id & LEAF != 0 {
+            let at = (id & !LEAF) as usize * 8;
+            let Some(value) = self.leaf_values.get(at..at + 8).and_then(|b| b.try_into().ok()) else {
+                self.broken = true;
+                return [0.0; N];
+            };
+            let value = f64::from_le_bytes(value);
+            return product.map(|p| value * p);
+        }
+        let node = match self.node(id) {
+            Some(node) if level < self.max_splits => node,
+            _ => {
+                self.broken = true;
+                return [0.0; N];
+            }
+        };
+        let t: &[f64; N] = self.t.try_into().expect("N points");
+        let w: &[f64; N] = self.w.try_into().expect("N points");
+        let mut below = [0.0; N];
+        let feature = node.feature as usize;
+        let x = self.row.get(feature).copied().unwrap_or(f64::NAN);
+        let goes_left = if x.is_nan() { node.default_left } else { x <= node.threshold };
+        let (hot, cold, hot_zero, cold_zero) = if goes_left {
+            (node.left, node.right, node.zero_left, node.zero_right)
+        } else {
+            (node.right, node.left, node.zero_right, node.zero_left)
+        };
+        // A feature split again on this path: its factor becomes the merged one below this split.
+        let earlier = self.scratch.path.iter().rposition(|e| e.feature == feature);
+        for (child, share, follows) in [(hot, hot_zero, 1.0), (cold, cold_zero, 0.0)] {
+            let path = &mut self.scratch.path;
+            let (zero, one) = match earlier {
+                Some(e) => (path[e].zero * share, path[e].one * follows),
+                None => (share, follows),
+            };
+            // Neither present nor reachable when absent: every product below is 0.
+            if zero == 0.0 && one == 0.0 {
+                continue;
+            }
+            let mut down = [0.0; N];
+            for i in 0..N {
+                down[i] = product[i] * (zero + (one - zero) * t[i]);
+            }
+            if let Some(e) = earlier {
+                // Never 0: the earlier entry was not (0, 0), or it would not have been visited.
+                let PathFeature { zero: z, one: o, .. } = path[e];
+                for i in 0..N {
+                    down[i] /= z + (o - z) * t[i];
+                }
+            }
+            let entry = path.len();
+            path.push(PathFeature { feature, zero, one });
+            self.scratch.resplit[entry * N..(entry + 1) * N].fill(0.0);
+            let sub = self.visit_fixed::<N>(child, level + 1, down);
+            self.scratch.path.pop();
+            let resplit = &mut self.scratch.resplit;
+            if one != zero {
+                // The leaves below whose factor for this feature is this split's (not a lower one's).
+                let own: &[f64; N] = resplit[entry * N..(entry + 1) * N].try_into().expect("N");
+                let mut lanes = [0.0; LANES];
+                for k in (0..N).step_by(LANES) {
+                    for (j, lane) in lanes.iter_mut().enumerate() {
+                        let i = k + j;
+                        *lane += w[i] * (sub[i] - own[i]) / (zero + (one - zero) * t[i]);
+                    }
+                }
+                self.phi[feature] += (one - zero) * lanes.iter().sum::<f64>();
+            }
+            if let Some(e) = earlier {
+                for (r, &b) in resplit[e * N..(e + 1) * N].iter_mut().zip(&sub) {
+                    *r += b;
+                }
+            }
+            for i in 0..N {
+                below[i] += sub[i];
+            }
+        }
+        below
+    }
+
     /// Sets `below` of `level` for node `id` (a split, or a leaf with [`LEAF`]) whose path product
     /// is `product` of `level`, crediting every split below with its features' SHAP values.
-    /// `GROUPS` is the number of point groups (`m / LANES`) when known at compile time, else 0.
-    fn visit<const GROUPS: usize>(&mut self, id: u32, level: usize) {
-        let m = if GROUPS == 0 { self.m } else { GROUPS * LANES };
-        debug_assert_eq!(m, self.m);
+    /// For rules of any length (trees deeper than 32).
+    fn visit(&mut self, id: u32, level: usize) {
+        let m = self.m;
         let (here, next) = (level * m..(level + 1) * m, (level + 1) * m..(level + 2) * m);
         if id & LEAF != 0 {
             let at = (id & !LEAF) as usize * 8;
@@ -535,7 +636,7 @@ impl Walk<'_, '_, '_, '_> {
             let entry = path.len();
             path.push(PathFeature { feature, zero, one });
             resplit[entry * m..(entry + 1) * m].fill(0.0);
-            self.visit::<GROUPS>(child, level + 1);
+            self.visit(child, level + 1);
             let Scratch { path, below, resplit, .. } = &mut *self.scratch;
             path.pop();
             let (above, sub) = below.split_at_mut(next.start);
@@ -850,25 +951,26 @@ mod tests {
             let total = explainer.expected_value() + got.iter().sum::<f64>();
             assert!((total - model.predict_raw(&row)).abs() < 1e-9);
         }
-        // A staircase of 20 splits over 3 features (each split 6–7 times on the long path): a rule of
-        // 10 points, more than the lengths the recursion is compiled for.
-        let depth = 20;
-        let (nodes, leaves): (Vec<Value>, Vec<Value>) = (0..depth)
-            .map(|k| {
-                let right = if k + 1 < depth { json!({"split": k + 1}) } else { json!({"leaf": depth}) };
-                let count = 10 + 5 * (depth - 1 - k) as u64;
-                let threshold = 0.04 * k as f64 + 0.1 * (k % 3) as f64;
-                (split(k % 3, threshold, k % 2 == 0, json!({"leaf": k}), right, count), leaf((k as f64).sin(), 5))
-            })
-            .unzip();
-        let leaves: Vec<Value> = leaves.into_iter().chain([leaf(1.5, 5)]).collect();
-        let stairs = booster(json!([{"nodes": nodes, "leaves": leaves}]), 3, 0.0);
-        let mut explainer = Explainer::new(&stairs);
-        assert_eq!(explainer.trees.iter().map(|t| t.points).collect::<Vec<_>>(), [10]);
-        for _ in 0..40 {
-            let row = random_row(&mut rng, 3, 0.2);
-            let got = explainer.explain(&row).unwrap().contributions;
-            assert_close(&got, &brute_force(stairs.trees(), 3, &row), 1e-9);
+        // Staircases of 20 and 40 splits over 3 features (each split 6–14 times on the long path):
+        // rules of 10 points (arrays of 16) and of 20 (the per-level buffers).
+        for (depth, points) in [(20, 10), (40, 20)] {
+            let (nodes, leaves): (Vec<Value>, Vec<Value>) = (0..depth)
+                .map(|k| {
+                    let right = if k + 1 < depth { json!({"split": k + 1}) } else { json!({"leaf": depth}) };
+                    let count = 10 + 5 * (depth - 1 - k) as u64;
+                    let threshold = 0.02 * k as f64 + 0.1 * (k % 3) as f64;
+                    (split(k % 3, threshold, k % 2 == 0, json!({"leaf": k}), right, count), leaf((k as f64).sin(), 5))
+                })
+                .unzip();
+            let leaves: Vec<Value> = leaves.into_iter().chain([leaf(1.5, 5)]).collect();
+            let stairs = booster(json!([{"nodes": nodes, "leaves": leaves}]), 3, 0.0);
+            let mut explainer = Explainer::new(&stairs);
+            assert_eq!(explainer.trees.iter().map(|t| t.points).collect::<Vec<_>>(), [points]);
+            for _ in 0..40 {
+                let row = random_row(&mut rng, 3, 0.2);
+                let got = explainer.explain(&row).unwrap().contributions;
+                assert_close(&got, &brute_force(stairs.trees(), 3, &row), 1e-9);
+            }
         }
     }
 
