@@ -53,8 +53,8 @@ pub struct FeatureContribution {
 /// deepest tree.
 ///
 /// The bytes are what a server caches ([`Explainer::as_bytes`]) and reads back per request
-/// ([`Explainer::from_bytes`]): the nodes are never copied into structs, and each node is checked
-/// as a walk reaches it, so a request pays for the nodes it visits and for nothing else.
+/// ([`Explainer::from_bytes`]): the trees are never copied into structs, and each node is checked
+/// when a walk reaches it, so reading them costs no pass of its own.
 #[derive(Debug, Clone)]
 pub struct Explainer {
     bytes: Vec<u8>,
@@ -182,13 +182,12 @@ impl Explainer {
                 // A single leaf is all expected value.
                 continue;
             }
-            let index = |i: usize| u32::try_from(i).ok().filter(|&i| i < LEAF).expect("fewer than 2^31 nodes");
             let (node_base, leaf_base) = (nodes.len(), leaf_values.len());
             let child = |c: Child| match c {
-                Child::Split(j) => index(node_base + j as usize),
-                Child::Leaf(j) => index(leaf_base + j as usize) | LEAF,
+                Child::Split(j) => index_u32(node_base + j as usize),
+                Child::Leaf(j) => index_u32(leaf_base + j as usize) | LEAF,
             };
-            roots.push(index(node_base));
+            roots.push(index_u32(node_base));
             for (k, n) in tree.nodes().iter().enumerate() {
                 let (zero_left, zero_right) = child_fractions(tree, k);
                 nodes.push(FlatNode {
