@@ -19,8 +19,10 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const POOL_SIZE: usize = 64;
 /// Prepared statements kept per connection (the cache starts over when full).
 const MAX_STATEMENTS: usize = 128;
-/// Statements longer than this are generated per call (IN lists, multi-row inserts): not kept.
-const MAX_CACHED_SQL: usize = 2048;
+/// Statements longer than this are not kept. Generated statements below it are (IN lists, the prediction
+/// log's multi-row inserts: up to 1,000 rows, ~52 KB of SQL): a universe-wide request repeats the same
+/// row count, and preparing its 300-row insert took a third of its log time.
+const MAX_CACHED_SQL: usize = 64 * 1024;
 /// Parameter bytes above which a statement is not kept: it would hold a copy of them while idle.
 const MAX_CACHED_PARAM_BYTES: usize = 64 * 1024;
 
