@@ -65,6 +65,21 @@ fn the_main_job_scores_explains_and_ranks_with_the_champion() {
     let abs: Vec<f64> = contributions.iter().map(|c| c["contribution"].as_f64().unwrap().abs()).collect();
     assert!(abs.windows(2).all(|w| w[0] >= w[1]), "contributions are sorted by |value|");
 
+    // A cached explainer whose first split links back to itself is caught by the walk and rebuilt from
+    // the booster: the same answer, and the entry replaced. (Bytes 29..56 are the header, then the
+    // first split's threshold, shares and feature; its left child is bytes 57..60.)
+    let left_child = "SELECT hex(substr(value, 57, 4)) FROM spin_key_value WHERE key LIKE ?1";
+    support::sql(
+        &host.kv_path(),
+        &["UPDATE spin_key_value SET value = CAST(substr(value, 1, 56) || X'00000000' || substr(value, 61) AS BLOB) \
+           WHERE key LIKE 'predict/shap/%'"],
+    );
+    assert_eq!(support::texts(&host.kv_path(), left_child, "predict/shap/%"), ["00000000"]);
+    let (status, again) = json_of(host.get("/api/predict/AAPL?explain=true&top=158"));
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["predictions"][0]["explanation"], one["predictions"][0]["explanation"]);
+    assert_ne!(support::texts(&host.kv_path(), left_child, "predict/shap/%"), ["00000000"]);
+
     // The same features sent as a raw row score the same.
     let features: serde_json::Map<String, Value> =
         contributions.iter().map(|c| (c["name"].as_str().unwrap().to_string(), c["value"].clone())).collect();
@@ -83,14 +98,15 @@ fn the_main_job_scores_explains_and_ranks_with_the_champion() {
     let aapl = preds.iter().find(|p| p["symbol"] == "AAPL").unwrap();
     assert_eq!(aapl["score"].as_f64().unwrap(), score);
 
-    // The log holds the same features digest for AAPL's three predictions: computed with the row (the
-    // first request), read back with the cached row (the universe) and computed from the raw row.
+    // The log holds the same features digest for AAPL's four predictions: computed with the row (the
+    // first request), read back with the cached row (the second and the universe) and computed from the
+    // raw row.
     let digests = support::texts(
         &host.db_path(),
         "SELECT features_sha256 FROM predictions WHERE symbol = ?1 ORDER BY id",
         "AAPL",
     );
-    assert_eq!(digests.len(), 3, "{digests:?}");
+    assert_eq!(digests.len(), 4, "{digests:?}");
     assert!(digests.iter().all(|d| d.len() == 64 && *d == digests[0]), "{digests:?}");
 }
 

@@ -308,6 +308,11 @@ impl Host {
         self.dir.path().join("db.sqlite")
     }
 
+    /// The embedded `default` key-value file of this host (Spin's `spin_key_value` table).
+    pub fn kv_path(&self) -> PathBuf {
+        self.dir.path().join("default_kv.db")
+    }
+
     /// Stops the host with SIGTERM and returns its exit status and how long it took.
     pub fn terminate(&mut self) -> (std::process::ExitStatus, Duration) {
         let mut child = self.child.take().expect("host already stopped");
