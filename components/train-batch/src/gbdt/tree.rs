@@ -568,12 +568,27 @@ impl Grower {
         }
         let block = if len >= 2 * ROW_BLOCK { ROW_BLOCK } else { len.max(1) };
         let mid = begin + self.block_left.iter().sum::<usize>();
-        let (mut lw, mut rw) = (begin, mid);
+        // Each block's lefts and rights have their own places (lefts, then rights, in block order), so
+        // the blocks are copied back in parallel too: a serial copy of every row at every split was a
+        // part of each tree that more threads could not shorten.
+        let (mut lefts_to, mut rights_to) = self.indices[begin..end].split_at_mut(mid - begin);
+        let mut copies = Vec::with_capacity(self.block_left.len());
         for (chunk, &lefts) in self.scratch[..len].chunks(block).zip(&self.block_left) {
-            self.indices[lw..lw + lefts].copy_from_slice(&chunk[..lefts]);
-            self.indices[rw..rw + chunk.len() - lefts].copy_from_slice(&chunk[lefts..]);
-            lw += lefts;
-            rw += chunk.len() - lefts;
+            let (l, rest) = std::mem::take(&mut lefts_to).split_at_mut(lefts);
+            lefts_to = rest;
+            let (r, rest) = std::mem::take(&mut rights_to).split_at_mut(chunk.len() - lefts);
+            rights_to = rest;
+            copies.push((chunk, l, r));
+        }
+        let copy = |(chunk, l, r): (&[u32], &mut [u32], &mut [u32])| {
+            let (lefts, rights) = chunk.split_at(l.len());
+            l.copy_from_slice(lefts);
+            r.copy_from_slice(rights);
+        };
+        if copies.len() > 1 {
+            copies.into_par_iter().for_each(copy)
+        } else {
+            copies.into_iter().for_each(copy)
         }
         mid
     }
