@@ -66,8 +66,8 @@ fn the_main_job_scores_explains_and_ranks_with_the_champion() {
     assert!(abs.windows(2).all(|w| w[0] >= w[1]), "contributions are sorted by |value|");
 
     // A cached explainer whose first split links back to itself is caught by the walk and rebuilt from
-    // the booster: the same answer, and the entry replaced. (Bytes 29..56 are the header, then the
-    // first split's threshold, shares and feature; its left child is bytes 57..60.)
+    // the booster: the same answer, and the entry replaced. (Bytes 1..28 are the header, 29..56 the
+    // first split's threshold, shares and feature, 57..60 its left child.)
     let left_child = "SELECT hex(substr(value, 57, 4)) FROM spin_key_value WHERE key LIKE ?1";
     support::sql(
         &host.kv_path(),
