@@ -143,6 +143,23 @@ struct PathFeature {
     one: f64,
 }
 
+/// What a walk finds at a node ([`Walk::step`]).
+enum Step {
+    /// A leaf and its value.
+    Leaf(f64),
+    /// A split on `feature`, with an earlier split of it on the path, and its children as (child,
+    /// zero, one): the child the row follows first, with 1 for `one` unless an earlier split turned
+    /// the row away.
+    Split { feature: usize, earlier: Option<Earlier>, children: [(u32, f64, f64); 2] },
+}
+
+/// The path entry of an earlier split of a node's feature, and its factors.
+struct Earlier {
+    entry: usize,
+    zero: f64,
+    one: f64,
+}
+
 /// A quadrature rule on [0, 1], padded to whole [`LANES`] with points of weight 0, which add exactly
 /// 0 (every factor there is positive), so the loops over points run in whole vectors.
 #[derive(Debug, Clone)]
@@ -486,32 +503,22 @@ impl Walk<'_, '_, '_, '_> {
         ((node.feature as usize) < self.num_features && child_ok(node.left) && child_ok(node.right)).then_some(node)
     }
 
-    /// Returns `below` for node `id` (a split, or a leaf with [`LEAF`]) whose path product is
-    /// `product`, crediting every split below with its features' SHAP values: the recursion for
-    /// rules of `N` points, which it holds in arrays (in registers and on the stack, where [`visit`]
-    /// indexes per-level buffers). The same arithmetic in the same order as `visit`.
-    ///
-    /// [`visit`]: Walk::visit
-    fn visit_fixed<const N: usize>(&mut self, id: u32, level: usize, product: [f64; N]) -> [f64; N] {
+    /// What both recursions do first at node `id` (a split, or a leaf with [`LEAF`]) on `level`: read
+    /// and check it, and for a split, order its children (the one the row follows first) with their
+    /// factors, merged with an earlier split of the same feature on the path. None, with the walk
+    /// marked broken, when the node does not hold together.
+    #[inline(always)]
+    fn step(&mut self, id: u32, level: usize) -> Option<Step> {
         if id & LEAF != 0 {
             let at = (id & !LEAF) as usize * 8;
-            let Some(value) = self.leaf_values.get(at..at + 8).and_then(|b| b.try_into().ok()) else {
-                self.broken = true;
-                return [0.0; N];
-            };
-            let value = f64::from_le_bytes(value);
-            return product.map(|p| value * p);
+            let value = self.leaf_values.get(at..at + 8).and_then(|b| b.try_into().ok()).map(f64::from_le_bytes);
+            self.broken |= value.is_none();
+            return value.map(Step::Leaf);
         }
-        let node = match self.node(id) {
-            Some(node) if level < self.max_splits => node,
-            _ => {
-                self.broken = true;
-                return [0.0; N];
-            }
+        let Some(node) = self.node(id).filter(|_| level < self.max_splits) else {
+            self.broken = true;
+            return None;
         };
-        let t: &[f64; N] = self.t.try_into().expect("N points");
-        let w: &[f64; N] = self.w.try_into().expect("N points");
-        let mut below = [0.0; N];
         let feature = node.feature as usize;
         let x = self.row.get(feature).copied().unwrap_or(f64::NAN);
         let goes_left = if x.is_nan() { node.default_left } else { x <= node.threshold };
@@ -521,13 +528,36 @@ impl Walk<'_, '_, '_, '_> {
             (node.right, node.left, node.zero_right, node.zero_left)
         };
         // A feature split again on this path: its factor becomes the merged one below this split.
-        let earlier = self.scratch.path.iter().rposition(|e| e.feature == feature);
-        for (child, share, follows) in [(hot, hot_zero, 1.0), (cold, cold_zero, 0.0)] {
-            let path = &mut self.scratch.path;
-            let (zero, one) = match earlier {
-                Some(e) => (path[e].zero * share, path[e].one * follows),
-                None => (share, follows),
-            };
+        let path = &self.scratch.path;
+        let earlier = path.iter().rposition(|e| e.feature == feature);
+        let merged = |share: f64, follows: f64| match earlier {
+            Some(e) => (path[e].zero * share, path[e].one * follows),
+            None => (share, follows),
+        };
+        let ((hot_zero, hot_one), (cold_zero, cold_one)) = (merged(hot_zero, 1.0), merged(cold_zero, 0.0));
+        Some(Step::Split {
+            feature,
+            earlier: earlier.map(|entry| Earlier { entry, zero: path[entry].zero, one: path[entry].one }),
+            children: [(hot, hot_zero, hot_one), (cold, cold_zero, cold_one)],
+        })
+    }
+
+    /// Returns `below` for node `id` (a split, or a leaf with [`LEAF`]) whose path product is
+    /// `product`, crediting every split below with its features' SHAP values: the recursion for
+    /// rules of `N` points, which it holds in arrays (in registers and on the stack, where [`visit`]
+    /// indexes per-level buffers). The same arithmetic in the same order as `visit`.
+    ///
+    /// [`visit`]: Walk::visit
+    fn visit_fixed<const N: usize>(&mut self, id: u32, level: usize, product: [f64; N]) -> [f64; N] {
+        let (feature, earlier, children) = match self.step(id, level) {
+            Some(Step::Split { feature, earlier, children }) => (feature, earlier, children),
+            Some(Step::Leaf(value)) => return product.map(|p| value * p),
+            None => return [0.0; N],
+        };
+        let t: &[f64; N] = self.t.try_into().expect("N points");
+        let w: &[f64; N] = self.w.try_into().expect("N points");
+        let mut below = [0.0; N];
+        for (child, zero, one) in children {
             // Neither present nor reachable when absent: every product below is 0.
             if zero == 0.0 && one == 0.0 {
                 continue;
@@ -536,13 +566,13 @@ impl Walk<'_, '_, '_, '_> {
             for i in 0..N {
                 down[i] = product[i] * (zero + (one - zero) * t[i]);
             }
-            if let Some(e) = earlier {
+            if let Some(e) = &earlier {
                 // Never 0: the earlier entry was not (0, 0), or it would not have been visited.
-                let PathFeature { zero: z, one: o, .. } = path[e];
                 for i in 0..N {
-                    down[i] /= z + (o - z) * t[i];
+                    down[i] /= e.zero + (e.one - e.zero) * t[i];
                 }
             }
+            let path = &mut self.scratch.path;
             let entry = path.len();
             path.push(PathFeature { feature, zero, one });
             self.scratch.resplit[entry * N..(entry + 1) * N].fill(0.0);
@@ -561,8 +591,8 @@ impl Walk<'_, '_, '_, '_> {
                 }
                 self.phi[feature] += (one - zero) * lanes.iter().sum::<f64>();
             }
-            if let Some(e) = earlier {
-                for (r, &b) in resplit[e * N..(e + 1) * N].iter_mut().zip(&sub) {
+            if let Some(e) = &earlier {
+                for (r, &b) in resplit[e.entry * N..(e.entry + 1) * N].iter_mut().zip(&sub) {
                     *r += b;
                 }
             }
@@ -579,44 +609,20 @@ impl Walk<'_, '_, '_, '_> {
     fn visit(&mut self, id: u32, level: usize) {
         let m = self.m;
         let (here, next) = (level * m..(level + 1) * m, (level + 1) * m..(level + 2) * m);
-        if id & LEAF != 0 {
-            let at = (id & !LEAF) as usize * 8;
-            let Some(value) = self.leaf_values.get(at..at + 8).and_then(|b| b.try_into().ok()) else {
-                self.broken = true;
-                return;
-            };
-            let value = f64::from_le_bytes(value);
-            let Scratch { product, below, .. } = &mut *self.scratch;
-            for (b, p) in below[here.clone()].iter_mut().zip(&product[here]) {
-                *b = value * p;
-            }
-            return;
-        }
-        let node = match self.node(id) {
-            Some(node) if level < self.max_splits => node,
-            _ => {
-                self.broken = true;
+        let (feature, earlier, children) = match self.step(id, level) {
+            Some(Step::Split { feature, earlier, children }) => (feature, earlier, children),
+            Some(Step::Leaf(value)) => {
+                let Scratch { product, below, .. } = &mut *self.scratch;
+                for (b, p) in below[here.clone()].iter_mut().zip(&product[here]) {
+                    *b = value * p;
+                }
                 return;
             }
+            None => return,
         };
-        let Scratch { path, below, .. } = &mut *self.scratch;
-        below[here.clone()].fill(0.0);
-        let feature = node.feature as usize;
-        let x = self.row.get(feature).copied().unwrap_or(f64::NAN);
-        let goes_left = if x.is_nan() { node.default_left } else { x <= node.threshold };
-        let (hot, cold, hot_zero, cold_zero) = if goes_left {
-            (node.left, node.right, node.zero_left, node.zero_right)
-        } else {
-            (node.right, node.left, node.zero_right, node.zero_left)
-        };
-        // A feature split again on this path: its factor becomes the merged one below this split.
-        let earlier = path.iter().rposition(|e| e.feature == feature);
-        for (child, share, follows) in [(hot, hot_zero, 1.0), (cold, cold_zero, 0.0)] {
+        self.scratch.below[here.clone()].fill(0.0);
+        for (child, zero, one) in children {
             let Scratch { path, product, resplit, .. } = &mut *self.scratch;
-            let (zero, one) = match earlier {
-                Some(e) => (path[e].zero * share, path[e].one * follows),
-                None => (share, follows),
-            };
             // Neither present nor reachable when absent: every product below is 0.
             if zero == 0.0 && one == 0.0 {
                 continue;
@@ -625,11 +631,10 @@ impl Walk<'_, '_, '_, '_> {
             for ((p, &q), &t) in down[..m].iter_mut().zip(&up[here.clone()]).zip(self.t) {
                 *p = q * (zero + (one - zero) * t);
             }
-            if let Some(e) = earlier {
+            if let Some(e) = &earlier {
                 // Never 0: the earlier entry was not (0, 0), or it would not have been visited.
-                let PathFeature { zero: z, one: o, .. } = path[e];
                 for (p, &t) in down[..m].iter_mut().zip(self.t) {
-                    *p /= z + (o - z) * t;
+                    *p /= e.zero + (e.one - e.zero) * t;
                 }
             }
             let entry = path.len();
@@ -652,8 +657,8 @@ impl Walk<'_, '_, '_, '_> {
                 }
                 self.phi[feature] += (one - zero) * lanes.iter().sum::<f64>();
             }
-            if let Some(e) = earlier {
-                for (r, &b) in resplit[e * m..(e + 1) * m].iter_mut().zip(sub) {
+            if let Some(e) = &earlier {
+                for (r, &b) in resplit[e.entry * m..(e.entry + 1) * m].iter_mut().zip(sub) {
                     *r += b;
                 }
             }
