@@ -581,15 +581,8 @@ impl Walk<'_, '_, '_, '_> {
             let resplit = &mut self.scratch.resplit;
             if one != zero {
                 // The leaves below whose factor for this feature is this split's (not a lower one's).
-                let own: &[f64; N] = resplit[entry * N..(entry + 1) * N].try_into().expect("N");
-                let mut lanes = [0.0; LANES];
-                for k in (0..N).step_by(LANES) {
-                    for (j, lane) in lanes.iter_mut().enumerate() {
-                        let i = k + j;
-                        *lane += w[i] * (sub[i] - own[i]) / (zero + (one - zero) * t[i]);
-                    }
-                }
-                self.phi[feature] += (one - zero) * lanes.iter().sum::<f64>();
+                let own = &resplit[entry * N..(entry + 1) * N];
+                self.phi[feature] += credit(t, w, &sub, own, zero, one);
             }
             if let Some(e) = &earlier {
                 for (r, &b) in resplit[e.entry * N..(e.entry + 1) * N].iter_mut().zip(&sub) {
@@ -648,14 +641,7 @@ impl Walk<'_, '_, '_, '_> {
             if one != zero {
                 // The leaves below whose factor for this feature is this split's (not a lower one's).
                 let own = &resplit[entry * m..(entry + 1) * m];
-                let mut lanes = [0.0; LANES];
-                for k in (0..m).step_by(LANES) {
-                    for (j, lane) in lanes.iter_mut().enumerate() {
-                        let i = k + j;
-                        *lane += self.w[i] * (sub[i] - own[i]) / (zero + (one - zero) * self.t[i]);
-                    }
-                }
-                self.phi[feature] += (one - zero) * lanes.iter().sum::<f64>();
+                self.phi[feature] += credit(self.t, self.w, sub, own, zero, one);
             }
             if let Some(e) = &earlier {
                 for (r, &b) in resplit[e.entry * m..(e.entry + 1) * m].iter_mut().zip(sub) {
@@ -667,6 +653,18 @@ impl Walk<'_, '_, '_, '_> {
             }
         }
     }
+}
+
+/// A split's SHAP credit for its feature, `(one − zero) Σ w (sub − own) / (zero + (one − zero) t)` over
+/// the points: the leaves below (`sub`) less those whose factor is a lower split's (`own`), with this
+/// split's factor divided out. Summed in [`LANES`] running lanes, so both recursions give the same bits.
+#[inline(always)]
+fn credit(t: &[f64], w: &[f64], sub: &[f64], own: &[f64], zero: f64, one: f64) -> f64 {
+    let mut lanes = [0.0; LANES];
+    for (k, (((&t, &w), &sub), &own)) in t.iter().zip(w).zip(sub).zip(own).enumerate() {
+        lanes[k % LANES] += w * (sub - own) / (zero + (one - zero) * t);
+    }
+    (one - zero) * lanes.iter().sum::<f64>()
 }
 
 /// The `m`-point Gauss–Legendre rule on [0, 1] (nodes, weights): exact for polynomials of degree
