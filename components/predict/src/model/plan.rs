@@ -4,10 +4,10 @@
 //! Spin instantiates a component per request, so nothing built while loading a model survives to
 //! the next request. Parsing, typing and optimising an ONNX graph with tract each time costs far
 //! more than scoring a few rows; a [`Plan`] is built once (at registration), stored as compact
-//! bytes, and decoded per request with a few bounds-checked copies. Scores follow onnxruntime's
-//! semantics for `ai.onnx.ml` (branch modes, NaN, aggregates, base values, f32 comparisons); leaf
-//! weights are summed in f64 and rounded once, where onnxruntime sums f32 in an order that depends
-//! on its threading (scores agree to an ulp or so).
+//! bytes, and read in place on every request. Scores follow onnxruntime's semantics for `ai.onnx.ml`
+//! (branch modes, NaN, aggregates, base values, f32 comparisons); leaf weights are summed in f64 and
+//! rounded once, where onnxruntime sums f32 in an order that depends on its threading (scores agree to
+//! an ulp or so).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -224,8 +224,8 @@ enum Model {
     Linear(Linear),
 }
 
-/// Where a tree ensemble's arrays lie in the plan bytes: roots (u32 × trees), then per node feature,
-/// value bits, true child, false child (u32 each, one array after the other), then the flag bytes.
+/// Where a tree ensemble's arrays lie in the plan bytes: roots (u32 × trees), then one array a field
+/// for every node: value bits (u32), false child (u32), feature (u16), flags (u8); see [`NODE_BYTES`].
 #[derive(Debug, Clone)]
 struct TreeLayout {
     trees: usize,
@@ -236,8 +236,9 @@ struct TreeLayout {
 }
 
 /// A model ready to score rows of [`Plan::num_features`] f32 values. It keeps its byte form
-/// ([`Plan::to_bytes`], [`Plan::from_bytes`]) and scores trees by walking those bytes in place:
-/// a request pays for one validation pass over the nodes, never for copying them into structs.
+/// ([`Plan::to_bytes`], [`Plan::from_bytes`]) and scores trees by walking those bytes in place,
+/// checking each node as a walk reaches it: a request pays for a checksum of the bytes and the nodes it
+/// visits, not for decoding every node (a batch of 32 rows or more does, once).
 #[derive(Debug, Clone)]
 pub struct Plan {
     num_features: usize,
