@@ -97,6 +97,17 @@ fn the_main_job_scores_explains_and_ranks_with_the_champion() {
     assert!(preds.iter().all(|p| p["explanation"]["top"].as_array().unwrap().len() == 3));
     let aapl = preds.iter().find(|p| p["symbol"] == "AAPL").unwrap();
     assert_eq!(aapl["score"].as_f64().unwrap(), score);
+    // The universe computed the other three symbols' matrices and rows: the rows are stored one after
+    // another, not each beside its symbol's matrix, so that a batch reads them from a few pages.
+    let rowids = support::texts(
+        &host.kv_path(),
+        "SELECT CAST(rowid AS TEXT) FROM spin_key_value WHERE key LIKE ?1 AND key NOT LIKE 'features/AAPL/%' \
+         ORDER BY rowid",
+        "features/%/row-2013-03-01",
+    );
+    let rowids: Vec<i64> = rowids.iter().map(|r| r.parse().unwrap()).collect();
+    assert_eq!(rowids.len(), 3, "{rowids:?}");
+    assert!(rowids.windows(2).all(|w| w[1] == w[0] + 1), "rows stored apart: {rowids:?}");
 
     // The log holds the same features digest for AAPL's four predictions: computed with the row (the
     // first request), read back with the cached row (the second and the universe) and computed from the

@@ -825,11 +825,16 @@ pub fn features_on(
     if let Some(row) = cached_rows(kv, set.name(), &set.version(), &[symbol], date, policy).swap_remove(0) {
         return Ok(Some(row.values));
     }
-    Ok(compute_row(db, kv, set, symbol, date, policy)?.map(|row| row.values))
+    let row = compute_row(db, kv, set, symbol, date, policy)?;
+    if let Some(row) = &row {
+        cache_row(kv, set.name(), &set.version(), symbol, date, policy, row);
+    }
+    Ok(row.map(|row| row.values))
 }
 
 /// [`features_on`] past its cache read (for callers that already read the cache, as serving does in one
-/// batch): computes the row, through the symbol's cached matrix when there is one, and caches it.
+/// batch): computes the row through the symbol's matrix, cached or computed (and then cached). The caller
+/// caches the row with [`cache_row`].
 pub fn compute_row(
     db: &impl Database,
     kv: &impl KeyValue,
@@ -844,11 +849,22 @@ pub fn compute_row(
     if computed.last_bar != date {
         return Ok(None);
     }
-    let row = Row::new(computed.matrix.columns.iter().map(|c| c[0]).collect());
+    Ok(Some(Row::new(computed.matrix.columns.iter().map(|c| c[0]).collect())))
+}
+
+/// Caches `row` of set `set_name` at `set_version` for `symbol` on `date`, for [`cached_rows`].
+pub fn cache_row(
+    kv: &impl KeyValue,
+    set_name: &str,
+    set_version: &str,
+    symbol: &str,
+    date: NaiveDate,
+    policy: CachePolicy,
+    row: &Row,
+) {
     if policy.writes() {
-        kv.set_cached(&row_key(symbol, set.name(), &set.version(), date), &encode_row(policy.expiry(), date, &row));
+        kv.set_cached(&row_key(symbol, set_name, set_version, date), &encode_row(policy.expiry(), date, row));
     }
-    Ok(Some(row))
 }
 
 #[cfg(test)]

@@ -443,6 +443,10 @@ pub fn predict(
         timing.features += t.elapsed().as_micros() as u64;
         let mut problems = Vec::new();
         let mut sets = Sets::default();
+        // Rows computed here, cached after the loop: written each beside its symbol's freshly cached matrix
+        // (~500 KB), every row would sit on a 64 KiB page of the store of its own, and a later batch would
+        // read a page a row.
+        let mut computed: Vec<(String, String, String, store::Row)> = Vec::new();
         for ((symbol, variant), cached) in wanted.into_iter().zip(rows) {
             let loaded = versions.get(db, kv, &model, &variant, &mut timing)?;
             let set_name = loaded.feature_set.clone().ok_or_else(|| {
@@ -454,8 +458,12 @@ pub fn predict(
                 Some(row) => Some(row),
                 None => {
                     let set = sets.get(kv, &set_name, &set_version)?;
-                    store::compute_row(db, kv, set, &symbol, d, policy)
-                        .map_err(|e| ApiError::internal(e.to_string()))?
+                    let row = store::compute_row(db, kv, set, &symbol, d, policy)
+                        .map_err(|e| ApiError::internal(e.to_string()))?;
+                    if let Some(row) = &row {
+                        computed.push((set_name, set_version, symbol.clone(), row.clone()));
+                    }
+                    row
                 }
             };
             timing.features += t.elapsed().as_micros() as u64;
@@ -481,6 +489,11 @@ pub fn predict(
             }
             pending.push(Pending { symbol: Some(symbol), date: Some(d), values, sha256, variant, version });
         }
+        let t = Instant::now();
+        for (set_name, set_version, symbol, row) in &computed {
+            store::cache_row(kv, set_name, set_version, symbol, d, policy, row);
+        }
+        timing.features += t.elapsed().as_micros() as u64;
         if !problems.is_empty() {
             return Err(ApiError::new(422, "missing_features", problems.join("; ")));
         }
