@@ -811,25 +811,34 @@ pub fn cached_rows(
         .collect()
 }
 
-/// `set` on one date of `symbol` (the row the predict component scores), cached on its own so a request
-/// reads one row rather than the symbol's whole matrix; dropped with the symbol's other entries when its bars
-/// change. None when the symbol has no bar on `date`.
+/// `set` on one date of each of `symbols` (the rows the predict component scores), each cached on its own so
+/// that a request reads rows rather than the symbols' whole matrices, and dropped with a symbol's other
+/// entries when its bars change. The cached rows come in one read; the rest are computed, then cached one
+/// after another (cached each beside its symbol's freshly cached matrix, every row would sit on a page of
+/// the store of its own). None for a symbol with no bar on `date`.
 pub fn features_on(
     db: &impl Database,
     kv: &impl KeyValue,
     set: &NamedSet,
-    symbol: &str,
+    symbols: &[&str],
     date: NaiveDate,
     policy: CachePolicy,
-) -> Result<Option<Vec<f64>>, StoreError> {
-    if let Some(row) = cached_rows(kv, set.name(), &set.version(), &[symbol], date, policy).swap_remove(0) {
-        return Ok(Some(row.values));
+) -> Result<Vec<Option<Vec<f64>>>, StoreError> {
+    let version = set.version();
+    let mut rows = cached_rows(kv, set.name(), &version, symbols, date, policy);
+    let mut computed = Vec::new();
+    for (i, (symbol, row)) in symbols.iter().zip(&mut rows).enumerate() {
+        if row.is_none() {
+            *row = compute_row(db, kv, set, symbol, date, policy)?;
+            computed.push(i);
+        }
     }
-    let row = compute_row(db, kv, set, symbol, date, policy)?;
-    if let Some(row) = &row {
-        cache_row(kv, set.name(), &set.version(), symbol, date, policy, row);
+    for i in computed {
+        if let Some(row) = &rows[i] {
+            cache_row(kv, set.name(), &version, symbols[i], date, policy, row);
+        }
     }
-    Ok(row.map(|row| row.values))
+    Ok(rows.into_iter().map(|row| row.map(|row| row.values)).collect())
 }
 
 /// [`features_on`] past its cache read (for callers that already read the cache, as serving does in one

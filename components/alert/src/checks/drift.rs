@@ -66,17 +66,15 @@ pub(super) fn check_features<D: Database, K: KeyValue>(env: &Env<'_, D, K>, rule
             .ok_or_else(|| Halt::Skip(format!("feature set {set_name} of {} is not defined", w.label())))?,
     };
     let date = store::newest_date(env.db)?.ok_or_else(|| Halt::Skip("no bars ingested".into()))?;
-    let symbols =
+    let listed =
         env.db.execute("SELECT symbol FROM bars WHERE date = ? ORDER BY symbol", &[date.to_string().into()])?;
     let policy = CachePolicy { now: env.now.timestamp().max(0) as u64, ttl_secs: FEATURE_TTL_SECS, refresh: false };
     let names = set.names();
+    let symbols: Vec<&str> = (0..listed.rows.len()).filter_map(|i| listed.text(i, "symbol")).collect();
     let mut columns: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
-    for i in 0..symbols.rows.len() {
-        let Some(symbol) = symbols.text(i, "symbol") else { continue };
-        if let Some(row) = store::features_on(env.db, env.kv, &set, symbol, date, policy)? {
-            for (column, value) in columns.iter_mut().zip(row) {
-                column.push(value);
-            }
+    for row in store::features_on(env.db, env.kv, &set, &symbols, date, policy)?.into_iter().flatten() {
+        for (column, value) in columns.iter_mut().zip(row) {
+            column.push(value);
         }
     }
     let rows = columns.first().map_or(0, Vec::len);
